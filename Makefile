@@ -1,0 +1,35 @@
+# Each target is self-sufficient on a fresh machine: it creates .venv and installs what it needs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench lint clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# torch is pinned to 2.13.0 in the parity extra: that is the CPU build; never let pip pick a CUDA one.
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev,parity]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/wanjax demo
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/wanjax bench --json bench/results.json
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check wanjax tests scripts
+	$(BIN)/ruff format --check wanjax tests scripts
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,1 @@
+"""wanjax: Wan-architecture video diffusion transformers in JAX/Flax NNX."""

@@ -1,0 +1,327 @@
+"""Configs are data: frozen dataclasses with defaults and validation, YAML overlays, `a.b=value` overrides.
+
+    cfg = load_config("configs/tiny.yaml", ["model.num_layers=2", "sample.steps=4"])
+
+A YAML file has up to five sections (`model`, `vae`, `mesh`, `train`, `sample`); `model:` and `vae:` may
+name a `preset` (a named constructor below) that the other keys override. Unknown keys and wrong types are
+`WanjaxError`s that name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wanjax.errors import WanjaxError
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Wan DiT architecture (diffusers `WanTransformer3DModel` fields; nothing about steps or guidance)."""
+
+    dim: int = 1536
+    ffn_dim: int = 8960
+    num_heads: int = 12
+    num_layers: int = 30
+    in_channels: int = 16
+    out_channels: int = 16
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    text_dim: int = 4096
+    freq_dim: int = 256
+    eps: float = 1e-6
+    cross_attn_norm: bool = True
+    rope_max_seq_len: int = 1024
+    rope_theta: float = 10000.0
+    dtype: str = "float32"  # compute dtype
+    param_dtype: str = "float32"
+    remat: str = "none"  # none | full | dots: what the scanned blocks save for backward
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+    def validate(self) -> None:
+        if self.dim % self.num_heads:
+            raise WanjaxError(f"model.dim={self.dim} is not divisible by model.num_heads={self.num_heads}")
+        if self.head_dim % 2 or self.head_dim < 6:
+            raise WanjaxError(f"model.dim/num_heads = {self.head_dim}: the head dim must be even and >= 6 (3-axis RoPE)")
+        _choice("model.remat", self.remat, ("none", "full", "dots"))
+        _choice("model.dtype", self.dtype, ("float32", "bfloat16", "float16"))
+        _choice("model.param_dtype", self.param_dtype, ("float32", "bfloat16"))
+
+    @classmethod
+    def wan21_t2v_1_3b(cls) -> ModelConfig:
+        return cls(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30)
+
+    @classmethod
+    def wan21_t2v_14b(cls) -> ModelConfig:
+        return cls(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40)
+
+    @classmethod
+    def tiny(cls) -> ModelConfig:
+        return cls(dim=128, ffn_dim=256, num_heads=2, num_layers=2, text_dim=64, freq_dim=64)
+
+
+@dataclasses.dataclass(frozen=True)
+class VAEConfig:
+    """Wan2.1 causal 3D VAE (diffusers `AutoencoderKLWan` fields). Stride 4x8x8 for three downsamples."""
+
+    base_dim: int = 96
+    z_dim: int = 16
+    dim_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 2
+    attn_scales: tuple[float, ...] = ()
+    temperal_downsample: tuple[bool, ...] = (False, True, True)
+    latents_mean: tuple[float, ...] = (
+        -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+        0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
+    )  # fmt: skip
+    latents_std: tuple[float, ...] = (
+        2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+        3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
+    )  # fmt: skip
+    dtype: str = "float32"
+
+    @property
+    def temporal_stride(self) -> int:
+        return 2 ** sum(self.temperal_downsample)
+
+    @property
+    def spatial_stride(self) -> int:
+        return 2 ** (len(self.dim_mult) - 1)
+
+    def validate(self) -> None:
+        if len(self.latents_mean) != self.z_dim or len(self.latents_std) != self.z_dim:
+            raise WanjaxError(f"vae.latents_mean/latents_std need z_dim={self.z_dim} values each")
+        if len(self.temperal_downsample) != len(self.dim_mult) - 1:
+            raise WanjaxError("vae.temperal_downsample needs one entry per downsample (len(dim_mult) - 1)")
+
+    @classmethod
+    def wan21(cls) -> VAEConfig:
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> VAEConfig:
+        return cls(base_dim=8, dim_mult=(1, 2, 2, 2), num_res_blocks=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+    """Device mesh ('data', 'fsdp', 'ring', 'tensor'): ICI sizes within a slice, DCN sizes across slices.
+
+    -1 = fill with the remaining devices (at most one axis). `segment_frames` latent frames form one
+    attention segment; the ring size must divide the segment count.
+    """
+
+    data: int = 1
+    fsdp: int = -1
+    ring: int = 1
+    tensor: int = 1
+    dcn_data: int = 1
+    dcn_fsdp: int = 1
+    dcn_ring: int = 1
+    dcn_tensor: int = 1
+    attention: str = "auto"  # auto | dense | blockwise | ring (auto: ring when the ring axis is > 1)
+    segment_frames: int = 1
+    block_size: int = 512  # blockwise/ring inner block (tokens)
+
+    def validate(self) -> None:
+        _choice("mesh.attention", self.attention, ("auto", "dense", "blockwise", "ring"))
+        if self.segment_frames < 1:
+            raise WanjaxError(f"mesh.segment_frames={self.segment_frames}: must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    workdir: str = "runs/default"
+    steps: int = 20000
+    batch_size: int = 8
+    lr: float = 1.0e-4
+    warmup_steps: int = 500
+    lr_schedule: str = "cosine"  # cosine | constant
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 500
+    keep: int = 3
+    eval_every: int = 500
+    log_every: int = 1
+    seed: int = 0
+    resume: bool = True
+
+    def validate(self) -> None:
+        _choice("train.lr_schedule", self.lr_schedule, ("cosine", "constant"))
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig:
+    frames: int = 81  # video frames, 4k+1
+    height: int = 480
+    width: int = 832
+    steps: int = 30
+    solver: str = "unipc"  # euler | unipc
+    shift: float = 5.0
+    schedule: str = "synchronous"  # synchronous | pyramid | chained
+    lag: int = 2
+    window: int = 21
+    overlap: int = 5
+    guidance_text: float = 5.0
+    guidance_motion: float = 1.0
+    fps: int = 16
+    seed: int = 0
+
+    def validate(self) -> None:
+        check_frame_count(self.frames, "sample.frames")
+        _choice("sample.solver", self.solver, ("euler", "unipc"))
+        _choice("sample.schedule", self.schedule, ("synchronous", "pyramid", "chained"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    model: ModelConfig = ModelConfig()
+    vae: VAEConfig = VAEConfig()
+    mesh: MeshConfig = MeshConfig()
+    train: TrainConfig = TrainConfig()
+    sample: SampleConfig = SampleConfig()
+
+    def validate(self) -> Config:
+        for section in dataclasses.fields(self):
+            getattr(self, section.name).validate()
+        return self
+
+
+PRESETS = {
+    "model": {
+        "wan2.1-t2v-1.3b": ModelConfig.wan21_t2v_1_3b,
+        "wan2.1-t2v-14b": ModelConfig.wan21_t2v_14b,
+        "tiny": ModelConfig.tiny,
+    },
+    "vae": {"wan2.1": VAEConfig.wan21, "tiny": VAEConfig.tiny},
+}
+
+
+def check_frame_count(frames: int, what: str = "frames", temporal_stride: int = 4) -> None:
+    """Wan's causal VAE maps 4k+1 video frames to k+1 latent frames; anything else cannot be encoded."""
+    if frames < 1 or (frames - 1) % temporal_stride:
+        lo = (frames - 1) // temporal_stride * temporal_stride + 1
+        raise WanjaxError(
+            f"{what}={frames} is not {temporal_stride}k+1; use {max(lo, 1)} or {lo + temporal_stride} "
+            f"(e.g. 17, 81, 961)"
+        )
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise WanjaxError(f"{key}={value!r} is not one of {', '.join(allowed)}")
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    """Check/convert one YAML value against a dataclass field type; errors name the key."""
+    origin = typing.get_origin(typ)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise WanjaxError(f"{key}: expected a list, got {value!r}")
+        args = typing.get_args(typ)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise WanjaxError(f"{key}: expected {len(args)} values, got {len(value)} ({value!r})")
+        return tuple(_coerce(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args)))
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(typ)
+        if value is None and type(None) in args:
+            return None
+        return _coerce(key, value, next(a for a in args if a is not type(None)))
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise WanjaxError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typ in (int, float, str) and (not isinstance(value, typ) or isinstance(value, bool)):
+        raise WanjaxError(f"{key}: expected {typ.__name__}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str, base: Any = None) -> Any:
+    """A dataclass from a (possibly partial) mapping, starting from `base` (or defaults)."""
+    if not isinstance(values, dict):
+        raise WanjaxError(f"{prefix}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = dict(values)
+    preset = values.pop("preset", None)
+    if preset is not None:
+        table = PRESETS.get(prefix, {})
+        if preset not in table:
+            raise WanjaxError(f"{prefix}.preset={preset!r} is unknown; known: {', '.join(table) or 'none'}")
+        base = table[preset]()
+    base = base if base is not None else cls()
+    changes = {}
+    for key, value in values.items():
+        if key not in names:
+            raise WanjaxError(f"unknown config key {prefix}.{key}; known keys: {', '.join(sorted(names))}")
+        if dataclasses.is_dataclass(hints[key]):
+            changes[key] = _build(hints[key], value, f"{prefix}.{key}" if prefix else key, getattr(base, key))
+        else:
+            changes[key] = _coerce(f"{prefix}.{key}" if prefix else key, value, hints[key])
+    return dataclasses.replace(base, **changes)
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """['model.num_layers=2', 'sample.solver=euler'] -> nested dict (values parsed as YAML scalars/lists)."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise WanjaxError(f"override {item!r} is not key=value (e.g. model.num_layers=2)")
+        key, raw = item.split("=", 1)
+        node = tree
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise WanjaxError(f"override {item!r} conflicts with an earlier override of {p}")
+        node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+    return tree
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Config from a YAML file (or defaults when `path` is None) plus `key=value` overrides; validated."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise WanjaxError(f"config file {path} not found (see configs/ for the shipped ones)")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise WanjaxError(f"config file {path} is not valid YAML: {e}") from None
+    return config_from_dict(_merge(data, parse_overrides(list(overrides))))
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    return _build(Config, data, "").validate()
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """JSON/YAML-ready dict (tuples as lists)."""
+    return yaml.safe_load(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x

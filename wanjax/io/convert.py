@@ -1,0 +1,222 @@
+"""Reference (diffusers-layout safetensors) <-> wanjax parameters, driven by declarative tables.
+
+A table is a list of `Rule(ref, ours, transform)`: `ref` is a reference key pattern and `ours` a
+'/'-joined path into the module's parameter tree; `{name}` placeholders match integers. A placeholder
+that appears in `ref` but not in `ours` is a *stacked* axis: those tensors are stacked along axis 0 of one
+leaf (scanned layers). Transforms map the reference layout to ours and back.
+
+Folders follow diffusers: `config.json` + `diffusion_pytorch_model.safetensors`, or shards named in
+`diffusion_pytorch_model.safetensors.index.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from wanjax.errors import WanjaxError
+
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+INDEX = WEIGHTS + ".index.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform:
+    """Reference array -> our array (`to_ours`) and back (`to_ref`)."""
+
+    to_ours: Callable[[np.ndarray], np.ndarray]
+    to_ref: Callable[[np.ndarray], np.ndarray]
+
+
+IDENTITY = Transform(lambda a: a, lambda a: a)
+LINEAR = Transform(lambda a: a.T, lambda a: a.T)  # torch [out, in] <-> [in, out]
+CONV3D = Transform(lambda a: a.transpose(2, 3, 4, 1, 0), lambda a: a.transpose(4, 3, 0, 1, 2))  # [O,I,T,H,W]<->[T,H,W,I,O]
+CONV2D = Transform(lambda a: a.transpose(2, 3, 1, 0), lambda a: a.transpose(3, 2, 0, 1))  # [O,I,H,W] <-> [H,W,I,O]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    ref: str
+    ours: str
+    transform: Transform = IDENTITY
+
+
+def _pattern(template: str) -> re.Pattern:
+    parts = re.split(r"\{(\w+)\}", template)
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>\\d+)" for i, p in enumerate(parts))
+    return re.compile(regex + "$")
+
+
+def _stacked_name(rule: Rule) -> str | None:
+    names = set(re.findall(r"\{(\w+)\}", rule.ref)) - set(re.findall(r"\{(\w+)\}", rule.ours))
+    if len(names) > 1:
+        raise ValueError(f"rule {rule} stacks more than one axis")
+    return names.pop() if names else None
+
+
+def to_ours(tensors: dict[str, np.ndarray], table: list[Rule], expected: dict[str, tuple[int, ...]], what: str):
+    """Reference tensors -> {our path: array}, checked against `expected` shapes.
+
+    Raises WanjaxError listing every unexpected key, missing path and shape mismatch at once.
+    """
+    compiled = [(r, _pattern(r.ref), _stacked_name(r)) for r in table]
+    out: dict[str, np.ndarray] = {}
+    stacks: dict[str, dict[int, np.ndarray]] = {}
+    unexpected = []
+    for key, value in tensors.items():
+        for rule, pat, stacked in compiled:
+            m = pat.match(key)
+            if m:
+                path = rule.ours.format(**m.groupdict())
+                value = rule.transform.to_ours(np.asarray(value))
+                if stacked is None:
+                    out[path] = value
+                else:
+                    stacks.setdefault(path, {})[int(m.group(stacked))] = value
+                break
+        else:
+            unexpected.append(key)
+    for path, layers in stacks.items():
+        n = max(layers) + 1
+        if sorted(layers) != list(range(n)):
+            missing_layers = sorted(set(range(n)) - set(layers))
+            raise WanjaxError(f"{what}: layers {missing_layers} of {path} are missing from the checkpoint")
+        out[path] = np.stack([layers[i] for i in range(n)])
+    missing = sorted(set(expected) - set(out))
+    extra = sorted(set(out) - set(expected))
+    bad = [f"{p}: checkpoint {out[p].shape} vs model {tuple(expected[p])}" for p in expected if p in out and tuple(out[p].shape) != tuple(expected[p])]
+    problems = []
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {', '.join(sorted(unexpected)[:20])}")
+    if missing or extra:
+        problems.append(f"missing parameters ({len(missing)}): {', '.join(missing[:20])}" if missing else "")
+        problems.append(f"parameters the model lacks ({len(extra)}): {', '.join(extra[:20])}" if extra else "")
+    if bad:
+        problems.append(f"shape mismatches ({len(bad)}): {'; '.join(bad[:20])}")
+    problems = [p for p in problems if p]
+    if problems:
+        raise WanjaxError(f"{what} does not match the model config:\n  " + "\n  ".join(problems))
+    return out
+
+
+def to_ref(ours: dict[str, np.ndarray], table: list[Rule]) -> dict[str, np.ndarray]:
+    """{our path: array} -> reference tensors (the inverse of `to_ours`)."""
+    compiled = [(r, _pattern(r.ours), _stacked_name(r)) for r in table]
+    out: dict[str, np.ndarray] = {}
+    for path, value in ours.items():
+        for rule, pat, stacked in compiled:
+            m = pat.match(path)
+            if m:
+                value = np.asarray(value)
+                layers = [(None, value)] if stacked is None else list(enumerate(value))
+                for i, v in layers:
+                    fields = dict(m.groupdict(), **({stacked: i} if stacked else {}))
+                    out[rule.ref.format(**fields)] = np.ascontiguousarray(rule.transform.to_ref(v))
+                break
+        else:
+            raise ValueError(f"no conversion rule for parameter {path}")
+    return out
+
+
+def read_folder(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(config.json as dict, all tensors) of a diffusers-layout folder; single file or sharded with index."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise WanjaxError(f"{folder} is not a folder (expected config.json + {WEIGHTS} or {INDEX})")
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise WanjaxError(f"{folder} has no config.json: is it a diffusers-layout model folder?")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as e:
+        raise WanjaxError(f"{config_path} is not valid JSON: {e}") from None
+    if (folder / INDEX).is_file():
+        weight_map = json.loads((folder / INDEX).read_text())["weight_map"]
+        files = sorted(set(weight_map.values()))
+    elif (folder / WEIGHTS).is_file():
+        weight_map, files = None, [WEIGHTS]
+    else:
+        raise WanjaxError(f"{folder} has neither {WEIGHTS} nor {INDEX}")
+    tensors: dict[str, np.ndarray] = {}
+    for name in files:
+        path = folder / name
+        if not path.is_file():
+            raise WanjaxError(f"{path} is listed in {INDEX} but missing")
+        try:
+            tensors.update(load_file(str(path)))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise WanjaxError(f"{path} is not a readable safetensors file ({e}); re-download or re-convert it") from None
+    if weight_map is not None:
+        absent = sorted(set(weight_map) - set(tensors))
+        if absent:
+            raise WanjaxError(f"{folder}: {len(absent)} tensors named in {INDEX} are in no shard: {absent[:10]}")
+    return config, tensors
+
+
+def write_folder(folder: str | Path, config: dict, tensors: dict[str, np.ndarray], shard_bytes: int = 5 << 30):
+    """Write a diffusers-layout folder atomically: build it beside the target, then rename into place."""
+    from safetensors.numpy import save_file
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+        shards: list[dict[str, np.ndarray]] = [{}]
+        size = 0
+        for key in sorted(tensors):
+            nbytes = tensors[key].nbytes
+            if shards[-1] and size + nbytes > shard_bytes:
+                shards.append({})
+                size = 0
+            shards[-1][key] = tensors[key]
+            size += nbytes
+        if len(shards) == 1:
+            save_file(shards[0], str(tmp / WEIGHTS))
+        else:
+            weight_map = {}
+            for i, shard in enumerate(shards):
+                name = f"diffusion_pytorch_model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+                save_file(shard, str(tmp / name))
+                weight_map.update({k: name for k in shard})
+            total = sum(int(t.nbytes) for t in tensors.values())
+            (tmp / INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def flat_params(module) -> dict[str, object]:
+    """{'a/0/kernel': array} of a module's nnx.Params (arrays or ShapeDtypeStructs for abstract modules)."""
+    from flax import nnx
+
+    return {"/".join(map(str, p)): v.get_value() for p, v in nnx.state(module, nnx.Param).flat_state()}
+
+
+def load_flat_params(module, arrays: dict[str, np.ndarray]) -> None:
+    """Set a module's nnx.Params in place from `flat_params`-style paths (cast to each param's dtype)."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    flat = nnx.state(module, nnx.Param).flat_state()
+    new = [(p, v.replace(jnp.asarray(arrays["/".join(map(str, p))], dtype=v.get_value().dtype))) for p, v in flat]
+    nnx.update(module, nnx.State.from_flat_path(new))
