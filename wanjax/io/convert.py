@@ -209,7 +209,7 @@ def flat_params(module) -> dict[str, object]:
     """{'a/0/kernel': array} of a module's nnx.Params (arrays or ShapeDtypeStructs for abstract modules)."""
     from flax import nnx
 
-    return {"/".join(map(str, p)): v.get_value() for p, v in nnx.state(module, nnx.Param).flat_state()}
+    return {"/".join(map(str, p)): v.get_value() for p, v in nnx.to_flat_state(nnx.state(module, nnx.Param))}
 
 
 def load_flat_params(module, arrays: dict[str, np.ndarray]) -> None:
@@ -217,6 +217,6 @@ def load_flat_params(module, arrays: dict[str, np.ndarray]) -> None:
     import jax.numpy as jnp
     from flax import nnx
 
-    flat = nnx.state(module, nnx.Param).flat_state()
+    flat = nnx.to_flat_state(nnx.state(module, nnx.Param))
     new = [(p, v.replace(jnp.asarray(arrays["/".join(map(str, p))], dtype=v.get_value().dtype))) for p, v in flat]
-    nnx.update(module, nnx.State.from_flat_path(new))
+    nnx.update(module, nnx.from_flat_state(new))

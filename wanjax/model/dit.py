@@ -1,0 +1,198 @@
+"""The Wan2.1 diffusion transformer (diffusers `WanTransformer3DModel`), channels-last, in flax.nnx.
+
+    v = WanDiT(cfg, rngs=nnx.Rngs(0))(x, t, context)
+    x [B, F, H, W, C] latents, t [B] or [B, F] (one timestep per latent frame), context [B, M, text_dim]
+    -> velocity [B, F, H, W, C]
+
+Tokens are patches (1, 2, 2) in time-major order (frame, row, column), L = F * S with S = H/2 * W/2 tokens
+per latent frame; adaLN modulation is computed per latent frame and broadcast to that frame's tokens.
+Blocks are created once with `nnx.vmap` and applied with `lax.scan` (optionally rematerialised).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from wanjax.config import ModelConfig
+from wanjax.errors import WanjaxError
+from wanjax.model.attention import attention, dot_attention
+from wanjax.model.layers import FeedForward, LayerNorm, RMSNorm, TextEmbedder, TimeEmbedder, dense, layer_norm, modulate
+from wanjax.model.rope import apply_rope, rope_angles, rope_tables
+
+
+@dataclasses.dataclass(frozen=True)
+class AttnSpec:
+    """How self-attention runs for one forward: keyword arguments of `wanjax.attention` except q, k, v."""
+
+    impl: str = "dense"
+    mask: str = "full"
+    window: int | None = None
+    sink_frames: int = 0
+    segment_frames: int = 1
+    mesh: jax.sharding.Mesh | None = None
+
+    def __call__(self, q: jax.Array, k: jax.Array, v: jax.Array, tokens_per_frame: int) -> jax.Array:
+        return attention(
+            q, k, v, tokens_per_frame=tokens_per_frame, segment_frames=self.segment_frames, mask=self.mask,
+            window=self.window, sink_frames=self.sink_frames, impl=self.impl, mesh=self.mesh,
+        )  # fmt: skip
+
+
+class Attention(nnx.Module):
+    """Multi-head attention with RMS-normed q/k (over all heads). Self-attention when `context` is None."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        d = cfg.dim
+        self.num_heads = cfg.num_heads
+        self.to_q = dense(cfg, d, d, ("embed", "heads"), rngs)
+        self.to_k = dense(cfg, d, d, ("embed", "heads"), rngs)
+        self.to_v = dense(cfg, d, d, ("embed", "heads"), rngs)
+        self.to_out = dense(cfg, d, d, ("heads", "embed"), rngs)
+        self.norm_q = RMSNorm(d, cfg.eps, cfg)
+        self.norm_k = RMSNorm(d, cfg.eps, cfg)
+
+    def __call__(self, x: jax.Array, context: jax.Array | None = None, rope=None, attend=None) -> jax.Array:
+        """x [B, L, D], context [B, M, D] -> [B, L, D]. rope = (cos, sin) [L, K/2]; attend(q, k, v) self-attn."""
+        src = x if context is None else context
+        heads = lambda a: a.reshape(*a.shape[:2], self.num_heads, -1)  # noqa: E731  [B, L, D] -> [B, L, N, K]
+        q = heads(self.norm_q(self.to_q(x)))
+        k = heads(self.norm_k(self.to_k(src)))
+        v = heads(self.to_v(src))
+        if context is None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            out = attend(q, k, v)
+        else:
+            out = dot_attention(q, k, v)
+        return self.to_out(out.reshape(x.shape))
+
+
+class Block(nnx.Module):
+    """adaLN-modulated self-attention, cross-attention to text, GELU FFN (diffusers `WanTransformerBlock`)."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.eps = cfg.eps
+        self.attn1 = Attention(cfg, rngs)
+        self.attn2 = Attention(cfg, rngs)
+        self.norm2 = LayerNorm(cfg.dim, cfg.eps, cfg) if cfg.cross_attn_norm else None
+        self.ffn = FeedForward(cfg, rngs)
+        table = jax.random.normal(rngs.params(), (6, cfg.dim), jnp.dtype(cfg.param_dtype)) / cfg.dim**0.5
+        self.scale_shift_table = nnx.Param(table, logical_axes=(None, "embed"))
+
+    def __call__(self, x, context, mod, rope, attend) -> jax.Array:
+        """x [B, F, S, D], context [B, M, D], mod [B, F, 6, D] -> [B, F, S, D]."""
+        B, F, S, D = x.shape
+        flat = lambda a: a.reshape(B, F * S, D)  # noqa: E731
+        frames = lambda a: a.reshape(B, F, S, D)  # noqa: E731
+        mod = self.scale_shift_table[...].astype(jnp.float32) + mod.astype(jnp.float32)
+        shift, scale, gate, c_shift, c_scale, c_gate = (mod[:, :, i, None] for i in range(6))
+        h = (layer_norm(x, self.eps) * (1 + scale) + shift).astype(x.dtype)
+        x = (x + frames(self.attn1(flat(h), rope=rope, attend=attend)) * gate).astype(x.dtype)
+        h = x if self.norm2 is None else self.norm2(x).astype(x.dtype)
+        x = x + frames(self.attn2(flat(h), context))
+        h = (layer_norm(x, self.eps) * (1 + c_scale) + c_shift).astype(x.dtype)
+        return (x + self.ffn(h) * c_gate).astype(x.dtype)
+
+
+REMAT_POLICIES = {
+    "full": None,  # save nothing: recompute the whole block in backward
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+class WanDiT(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        cfg.validate()
+        self.cfg = cfg
+        patch_in = int(np.prod(cfg.patch_size)) * cfg.in_channels
+        self.patch_embedding = dense(cfg, patch_in, cfg.dim, (None, "embed"), rngs)
+        self.time_embedder = TimeEmbedder(cfg, rngs)
+        self.text_embedder = TextEmbedder(cfg, rngs)
+
+        @nnx.split_rngs(splits=cfg.num_layers)
+        @nnx.vmap(in_axes=(0,), out_axes=0)
+        def make_blocks(rngs: nnx.Rngs) -> Block:
+            return Block(cfg, rngs)
+
+        self.blocks = make_blocks(rngs)
+        table = jax.random.normal(rngs.params(), (2, cfg.dim), jnp.dtype(cfg.param_dtype)) / cfg.dim**0.5
+        self.scale_shift_table = nnx.Param(table, logical_axes=(None, "embed"))
+        self.proj_out = dense(cfg, cfg.dim, int(np.prod(cfg.patch_size)) * cfg.out_channels, ("embed", None), rngs)
+
+    def __call__(
+        self,
+        x: jax.Array,
+        t: jax.Array,
+        context: jax.Array,
+        motion: jax.Array | None = None,
+        *,
+        attn: AttnSpec = AttnSpec(),
+        frame_offset: int = 0,
+    ) -> jax.Array:
+        """Velocity [B, F, H, W, C] for latents x [B, F, H, W, C] at timesteps t [B] or [B, F].
+
+        context [B, M, text_dim]; frame_offset shifts the RoPE time positions (a window of a longer clip).
+        """
+        cfg = self.cfg
+        if motion is not None:
+            raise WanjaxError("this WanDiT has no motion input; motion brushes need a brush-enabled model config")
+        tokens, (Fp, Hp, Wp) = patchify(x, cfg.patch_size, cfg.in_channels)
+        B, S = x.shape[0], Hp * Wp
+        t = frame_timesteps(t, B, Fp)
+        temb, mod = self.time_embedder(t)  # [B, F, D], [B, F, 6, D]
+        ctx = self.text_embedder(context.astype(jnp.dtype(cfg.dtype)))
+        h = self.patch_embedding(tokens.astype(jnp.dtype(cfg.dtype))).reshape(B, Fp, S, cfg.dim)
+        rope = rope_tables(rope_angles(np.arange(Fp) + frame_offset, Hp, Wp, cfg.head_dim, cfg.rope_theta))
+        attend = lambda q, k, v: attn(q, k, v, tokens_per_frame=S)  # noqa: E731
+
+        graphdef, params = nnx.split(self.blocks)
+
+        def body(h, p):
+            return nnx.merge(graphdef, p)(h, ctx, mod, rope, attend), None
+
+        if cfg.remat != "none":
+            body = jax.checkpoint(body, policy=REMAT_POLICIES[cfg.remat])
+        h, _ = jax.lax.scan(body, h, params)
+
+        head = self.scale_shift_table[...].astype(jnp.float32) + temb.astype(jnp.float32)[:, :, None]
+        h = modulate(layer_norm(h, cfg.eps), head[:, :, 0], head[:, :, 1]).astype(h.dtype)
+        out = self.proj_out(h)  # [B, F, S, P * C]
+        return unpatchify(out, (Fp, Hp, Wp), cfg.patch_size, cfg.out_channels)
+
+
+def frame_timesteps(t: jax.Array, batch: int, frames: int) -> jax.Array:
+    """t [B] or [B, F] -> [B, F] (one timestep per latent frame)."""
+    t = jnp.asarray(t)
+    if t.ndim == 1 and t.shape[0] == batch:
+        return jnp.broadcast_to(t[:, None], (batch, frames))
+    if t.shape == (batch, frames):
+        return t
+    raise WanjaxError(f"timesteps have shape {t.shape}; expected [B]=({batch},) or [B, F]=({batch}, {frames})")
+
+
+def patchify(x: jax.Array, patch: tuple[int, int, int], channels: int) -> tuple[jax.Array, tuple[int, int, int]]:
+    """x [B, F, H, W, C] -> patches [B, L, pt*ph*pw*C] in time-major order, and the token grid (F', H', W')."""
+    if x.ndim != 5 or x.shape[-1] != channels:
+        raise WanjaxError(f"latents have shape {x.shape}; expected [B, F, H, W, {channels}] (channels-last)")
+    B, F, H, W, C = x.shape
+    pt, ph, pw = patch
+    for name, size, p in (("frames", F, pt), ("height", H, ph), ("width", W, pw)):
+        if size % p:
+            raise WanjaxError(
+                f"latent {name} {size} is not divisible by the patch size {p}; use {size // p * p or p} or "
+                f"{(size // p + 1) * p} (pixels: x8 for the VAE)"
+            )
+    grid = (F // pt, H // ph, W // pw)
+    x = x.reshape(B, grid[0], pt, grid[1], ph, grid[2], pw, C).transpose(0, 1, 3, 5, 2, 4, 6, 7)
+    return x.reshape(B, int(np.prod(grid)), pt * ph * pw * C), grid
+
+
+def unpatchify(y: jax.Array, grid: tuple[int, int, int], patch: tuple[int, int, int], channels: int) -> jax.Array:
+    """y [B, ..., pt*ph*pw*C] with L = F'*H'*W' tokens -> [B, F'*pt, H'*ph, W'*pw, C]."""
+    (F, H, W), (pt, ph, pw) = grid, patch
+    y = y.reshape(y.shape[0], F, H, W, pt, ph, pw, channels).transpose(0, 1, 4, 2, 5, 3, 6, 7)
+    return y.reshape(y.shape[0], F * pt, H * ph, W * pw, channels)
