@@ -1,0 +1,94 @@
+"""The one attention entry point, with segment-level masks over time.
+
+Tokens are in time-major order: token l belongs to latent frame l // tokens_per_frame, and frame f to
+segment f // segment_frames. Masks are predicates on (query segment, key segment):
+  full   every key
+  causal key segment <= query segment
+  window query - window < key segment <= query  (window counts segments, its own included)
+plus `sink_frames`: keys in the first sink_frames latent frames are visible to every query (anchors).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from wanjax.errors import WanjaxError
+
+MASKS = ("full", "causal", "window")
+
+
+def segment_visible(q_seg: jax.Array, k_seg: jax.Array, mask: str, window: int | None) -> jax.Array:
+    """Boolean visibility of key segments to query segments (broadcasting)."""
+    if mask == "full":
+        return jnp.ones(jnp.broadcast_shapes(q_seg.shape, k_seg.shape), bool)
+    if mask == "causal":
+        return k_seg <= q_seg
+    if mask == "window":
+        return (k_seg <= q_seg) & (k_seg > q_seg - window)
+    raise WanjaxError(f"attention mask={mask!r} is not one of {', '.join(MASKS)}")
+
+
+def token_visible(
+    q_pos: jax.Array, k_pos: jax.Array, *, tokens_per_frame: int, segment_frames: int, mask: str,
+    window: int | None, sink_frames: int,
+) -> jax.Array:
+    """Boolean [Lq, Lk] visibility from absolute token positions q_pos [Lq], k_pos [Lk]."""
+    q_frame, k_frame = q_pos // tokens_per_frame, k_pos // tokens_per_frame
+    vis = segment_visible((q_frame // segment_frames)[:, None], (k_frame // segment_frames)[None, :], mask, window)
+    return vis | (k_frame < sink_frames)[None, :]
+
+
+def dot_attention(q: jax.Array, k: jax.Array, v: jax.Array, visible: jax.Array | None = None) -> jax.Array:
+    """Softmax attention in fp32. q [B, Lq, N, K], k/v [B, Lk, N, K], visible [Lq, Lk] -> [B, Lq, N, K]."""
+    scale = q.shape[-1] ** -0.5
+    logits = jnp.einsum("bqnk,bsnk->bnqs", q, k, preferred_element_type=jnp.float32) * scale
+    if visible is not None:
+        logits = jnp.where(visible[None, None], logits, -jnp.inf)
+    probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+    return jnp.einsum("bnqs,bsnk->bqnk", probs, v)
+
+
+def check_attention_args(L: int, tokens_per_frame: int, segment_frames: int, mask: str, window: int | None) -> int:
+    """Validate and return the number of latent frames F."""
+    if tokens_per_frame < 1 or L % tokens_per_frame:
+        raise WanjaxError(f"attention: sequence length {L} is not a multiple of tokens_per_frame={tokens_per_frame}")
+    frames = L // tokens_per_frame
+    if segment_frames < 1:
+        raise WanjaxError(f"attention: segment_frames={segment_frames} must be >= 1")
+    if mask not in MASKS:
+        raise WanjaxError(f"attention mask={mask!r} is not one of {', '.join(MASKS)}")
+    if mask == "window" and (window is None or window < 1):
+        raise WanjaxError(f"attention mask='window' needs window >= 1 (segments, its own included), got {window}")
+    return frames
+
+
+def attention(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    *,
+    tokens_per_frame: int,
+    segment_frames: int = 1,
+    mask: str = "full",
+    window: int | None = None,
+    sink_frames: int = 0,
+    impl: str = "dense",
+    mesh: jax.sharding.Mesh | None = None,
+) -> jax.Array:
+    """Self-attention over a time-major video token sequence. q, k, v [B, L, N, K] -> [B, L, N, K].
+
+    impl: dense (one [L, L] score matrix). Every impl gives the same numbers.
+    """
+    L = q.shape[1]
+    check_attention_args(L, tokens_per_frame, segment_frames, mask, window)
+    if impl == "dense":
+        if mask == "full":
+            return dot_attention(q, k, v)
+        pos = jnp.arange(L)
+        vis = token_visible(
+            pos, pos, tokens_per_frame=tokens_per_frame, segment_frames=segment_frames, mask=mask, window=window,
+            sink_frames=sink_frames,
+        )
+        return dot_attention(q, k, v, vis)
+    raise WanjaxError(f"attention impl={impl!r} is not one of dense")
