@@ -1,1 +1,22 @@
-"""wanjax: Wan-architecture video diffusion transformers in JAX/Flax NNX."""
+"""wanjax: Wan-architecture video diffusion transformers in JAX / Flax NNX (see DESIGN.md, Public API)."""
+
+from wanjax.config import Config, load_config
+from wanjax.errors import WanjaxError
+from wanjax.io.dit_params import load_dit, save_dit
+from wanjax.io.vae_params import load_vae, save_vae
+from wanjax.model.attention import attention
+from wanjax.model.dit import WanDiT
+from wanjax.model.vae import WanVAE
+
+__all__ = [
+    "Config",
+    "WanDiT",
+    "WanVAE",
+    "WanjaxError",
+    "attention",
+    "load_config",
+    "load_dit",
+    "load_vae",
+    "save_dit",
+    "save_vae",
+]

@@ -49,7 +49,7 @@ class ModelConfig:
         if self.dim % self.num_heads:
             raise WanjaxError(f"model.dim={self.dim} is not divisible by model.num_heads={self.num_heads}")
         if self.head_dim % 2 or self.head_dim < 6:
-            raise WanjaxError(f"model.dim/num_heads = {self.head_dim}: the head dim must be even and >= 6 (3-axis RoPE)")
+            raise WanjaxError(f"model.dim/num_heads = {self.head_dim}: head dim must be even and >= 6 (3-axis RoPE)")
         _choice("model.remat", self.remat, ("none", "full", "dots"))
         _choice("model.dtype", self.dtype, ("float32", "bfloat16", "float16"))
         _choice("model.param_dtype", self.param_dtype, ("float32", "bfloat16"))
@@ -230,7 +230,7 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
             return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
         if len(args) != len(value):
             raise WanjaxError(f"{key}: expected {len(args)} values, got {len(value)} ({value!r})")
-        return tuple(_coerce(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(_coerce(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args, strict=True)))
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(typ)
         if value is None and type(None) in args:

@@ -59,7 +59,7 @@ def test_remat_gives_the_same_gradients(dit):
         return nnx.grad(lambda m: jnp.sum(m(x, t, ctx) ** 2))(model)
 
     g0, g1 = jax.tree.leaves(grads(dit)), jax.tree.leaves(grads(remat))
-    for a, b in zip(g0, g1):  # same math, different fusion: equal up to fp32 reassociation
+    for a, b in zip(g0, g1, strict=True):  # same math, different fusion: equal up to fp32 reassociation
         assert float(jnp.abs(a - b).max()) <= 1e-5 * float(jnp.abs(b).max())
 
 

@@ -10,8 +10,8 @@ from diffusers import WanTransformer3DModel
 from flax import nnx
 
 from wanjax.config import ModelConfig
-from wanjax.io.dit_params import load_dit, model_config_to_diffusers, save_dit
 from wanjax.io.convert import flat_params, read_folder
+from wanjax.io.dit_params import load_dit, model_config_to_diffusers, save_dit
 from wanjax.model.dit import WanDiT
 
 pytestmark = pytest.mark.parity
@@ -79,7 +79,7 @@ def test_round_trip_loads_in_diffusers_with_no_missing_keys(reference, tmp_path)
     _, written = read_folder(tmp_path / "out")
     assert {k: v.shape for k, v in written.items()} == {k: tuple(v.shape) for k, v in ref.state_dict().items()}
     back = WanTransformer3DModel.from_pretrained(tmp_path / "out")
-    for (name, a), b in zip(ref.state_dict().items(), back.state_dict().values()):
+    for (name, a), b in zip(ref.state_dict().items(), back.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 

@@ -11,6 +11,7 @@ Folders follow diffusers: `config.json` + `diffusion_pytorch_model.safetensors`,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -38,7 +39,8 @@ class Transform:
 
 IDENTITY = Transform(lambda a: a, lambda a: a)
 LINEAR = Transform(lambda a: a.T, lambda a: a.T)  # torch [out, in] <-> [in, out]
-CONV3D = Transform(lambda a: a.transpose(2, 3, 4, 1, 0), lambda a: a.transpose(4, 3, 0, 1, 2))  # [O,I,T,H,W]<->[T,H,W,I,O]
+# [O, I, T, H, W] <-> [T, H, W, I, O]
+CONV3D = Transform(lambda a: a.transpose(2, 3, 4, 1, 0), lambda a: a.transpose(4, 3, 0, 1, 2))
 CONV2D = Transform(lambda a: a.transpose(2, 3, 1, 0), lambda a: a.transpose(3, 2, 0, 1))  # [O,I,H,W] <-> [H,W,I,O]
 
 
@@ -90,21 +92,31 @@ def to_ours(tensors: dict[str, np.ndarray], table: list[Rule], expected: dict[st
             missing_layers = sorted(set(range(n)) - set(layers))
             raise WanjaxError(f"{what}: layers {missing_layers} of {path} are missing from the checkpoint")
         out[path] = np.stack([layers[i] for i in range(n)])
-    missing = sorted(set(expected) - set(out))
-    extra = sorted(set(out) - set(expected))
-    bad = [f"{p}: checkpoint {out[p].shape} vs model {tuple(expected[p])}" for p in expected if p in out and tuple(out[p].shape) != tuple(expected[p])]
-    problems = []
-    if unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {', '.join(sorted(unexpected)[:20])}")
-    if missing or extra:
-        problems.append(f"missing parameters ({len(missing)}): {', '.join(missing[:20])}" if missing else "")
-        problems.append(f"parameters the model lacks ({len(extra)}): {', '.join(extra[:20])}" if extra else "")
-    if bad:
-        problems.append(f"shape mismatches ({len(bad)}): {'; '.join(bad[:20])}")
-    problems = [p for p in problems if p]
+    check_params(out, expected, what, unexpected)
+    return out
+
+
+def check_params(arrays: dict[str, np.ndarray], expected: dict, what: str, unexpected: list[str] = ()) -> None:
+    """Raise one WanjaxError listing unexpected reference keys, missing/extra paths and shape mismatches."""
+    missing = sorted(set(expected) - set(arrays))
+    extra = sorted(set(arrays) - set(expected))
+    bad = [
+        f"{p}: checkpoint {tuple(arrays[p].shape)} vs model {tuple(expected[p])}"
+        for p in expected
+        if p in arrays and tuple(arrays[p].shape) != tuple(expected[p])
+    ]
+    problems = [
+        f"{title} ({len(items)}): {'; '.join(items[:20])}"
+        for title, items in (
+            ("unexpected keys", sorted(unexpected)),
+            ("missing parameters", missing),
+            ("parameters the model lacks", extra),
+            ("shape mismatches", bad),
+        )
+        if items
+    ]
     if problems:
         raise WanjaxError(f"{what} does not match the model config:\n  " + "\n  ".join(problems))
-    return out
 
 
 def to_ref(ours: dict[str, np.ndarray], table: list[Rule]) -> dict[str, np.ndarray]:
@@ -156,7 +168,7 @@ def read_folder(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         try:
             tensors.update(load_file(str(path)))
         except (SafetensorError, OSError, ValueError) as e:
-            raise WanjaxError(f"{path} is not a readable safetensors file ({e}); re-download or re-convert it") from None
+            raise WanjaxError(f"{path} is not a readable safetensors file ({e}); re-download or re-convert it") from e
     if weight_map is not None:
         absent = sorted(set(weight_map) - set(tensors))
         if absent:
@@ -164,14 +176,35 @@ def read_folder(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     return config, tensors
 
 
-def write_folder(folder: str | Path, config: dict, tensors: dict[str, np.ndarray], shard_bytes: int = 5 << 30):
-    """Write a diffusers-layout folder atomically: build it beside the target, then rename into place."""
-    from safetensors.numpy import save_file
+@contextlib.contextmanager
+def atomic_folder(folder: str | Path):
+    """Yield a temporary folder beside `folder`; on success it replaces `folder` whole, on error it vanishes.
 
+    Readers never see a half-written folder under the final name.
+    """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
+        yield tmp
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_folder(folder: str | Path, config: dict, tensors: dict[str, np.ndarray], shard_bytes: int = 5 << 30):
+    """Write a diffusers-layout folder atomically, sharded (with an index json) past `shard_bytes`."""
+    from safetensors.numpy import save_file
+
+    with atomic_folder(folder) as tmp:
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
         shards: list[dict[str, np.ndarray]] = [{}]
         size = 0
@@ -184,25 +217,14 @@ def write_folder(folder: str | Path, config: dict, tensors: dict[str, np.ndarray
             size += nbytes
         if len(shards) == 1:
             save_file(shards[0], str(tmp / WEIGHTS))
-        else:
-            weight_map = {}
-            for i, shard in enumerate(shards):
-                name = f"diffusion_pytorch_model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-                save_file(shard, str(tmp / name))
-                weight_map.update({k: name for k in shard})
-            total = sum(int(t.nbytes) for t in tensors.values())
-            (tmp / INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            return
+        weight_map = {}
+        for i, shard in enumerate(shards):
+            name = f"diffusion_pytorch_model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+            save_file(shard, str(tmp / name))
+            weight_map.update({k: name for k in shard})
+        total = sum(int(t.nbytes) for t in tensors.values())
+        (tmp / INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
 
 
 def flat_params(module) -> dict[str, object]:

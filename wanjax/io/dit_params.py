@@ -9,8 +9,18 @@ from flax import nnx
 
 from wanjax.config import ModelConfig
 from wanjax.errors import WanjaxError
-from wanjax.io.convert import IDENTITY, LINEAR, Rule, Transform, flat_params, load_flat_params, read_folder, to_ours
-from wanjax.io.convert import to_ref, write_folder
+from wanjax.io.convert import (
+    IDENTITY,
+    LINEAR,
+    Rule,
+    Transform,
+    flat_params,
+    load_flat_params,
+    read_folder,
+    to_ours,
+    to_ref,
+    write_folder,
+)
 from wanjax.model.dit import WanDiT
 
 SQUEEZE0 = Transform(lambda a: a[0], lambda a: a[None])  # scale_shift_table [1, n, D] <-> [n, D]
@@ -58,7 +68,9 @@ def model_config_from_diffusers(c: dict, **overrides) -> ModelConfig:
     """ModelConfig from a diffusers `WanTransformer3DModel` config.json (T2V models)."""
     for key in ("image_dim", "added_kv_proj_dim", "pos_embed_seq_len"):
         if c.get(key) is not None:
-            raise WanjaxError(f"config.json sets {key}={c[key]}: image-conditioned (I2V) Wan checkpoints are not supported yet")
+            raise WanjaxError(
+                f"config.json sets {key}={c[key]}: image-conditioned (I2V) Wan checkpoints are unsupported"
+            )
     if c.get("qk_norm", "rms_norm_across_heads") != "rms_norm_across_heads":
         raise WanjaxError(f"config.json qk_norm={c['qk_norm']!r}: only 'rms_norm_across_heads' (Wan2.1) is supported")
     heads, head_dim = c.get("num_attention_heads", 40), c.get("attention_head_dim", 128)

@@ -1,0 +1,58 @@
+"""The command line end to end on tiny settings: files written, errors as one line, conversions."""
+
+import json
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from wanjax.cli import main
+
+TINY = str(Path(__file__).parents[1] / "configs" / "tiny.yaml")
+FAST = ["sample.frames=5", "sample.height=32", "sample.width=48", "sample.steps=2"]
+
+
+def test_sample_writes_playable_video_and_metadata(tmp_path):
+    assert main(["sample", TINY, "--out", str(tmp_path), "--seed", "3", *FAST]) == 0
+    mp4 = iio.imread(tmp_path / "sample.mp4")
+    gif = iio.imread(tmp_path / "sample.gif")
+    assert mp4.shape == (5, 32, 48, 3) and gif.shape == (5, 32, 48, 3)
+    npz = np.load(tmp_path / "sample.npz")
+    assert npz["frames"].shape == (5, 32, 48, 3) and npz["frames"].dtype == np.uint8
+    assert npz["latents"].shape == (2, 4, 6, 16)
+    meta = json.loads((tmp_path / "sample.json").read_text())
+    assert meta["seed"] == 3 and meta["config"]["sample"]["steps"] == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_same_seed_same_video(tmp_path):
+    for d in ("a", "b"):
+        assert main(["sample", TINY, "--out", str(tmp_path / d), *FAST]) == 0
+    a, b = (np.load(tmp_path / d / "sample.npz")["latents"] for d in ("a", "b"))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["sample.frames=16"], "sample.frames=16 is not 4k+1; use 13 or 17"),
+     (["sample.height=40"], "sample.height=40 is not a multiple of 16"),
+     (["model.num_layerz=1"], "unknown config key model.num_layerz")],
+)  # fmt: skip
+def test_bad_input_is_one_line_with_the_fix(tmp_path, capsys, args, message):
+    assert main(["sample", TINY, "--out", str(tmp_path), *FAST, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_missing_checkpoint_folder(tmp_path, capsys):
+    assert main(["sample", TINY, "--out", str(tmp_path), "--ckpt", str(tmp_path / "nope"), *FAST]) == 2
+    assert "is not a checkpoint" in capsys.readouterr().err
+
+
+def test_export_copies_a_sample_folder(tmp_path):
+    assert main(["sample", TINY, "--out", str(tmp_path / "s"), *FAST]) == 0
+    assert main(["export", str(tmp_path / "s"), str(tmp_path / "copy")]) == 0
+    names = sorted(p.name for p in (tmp_path / "copy").iterdir())
+    assert names == ["sample.gif", "sample.json", "sample.mp4", "sample.npz", "sample.png"]
+    assert (tmp_path / "copy" / "sample.mp4").read_bytes() == (tmp_path / "s" / "sample.mp4").read_bytes()

@@ -1,0 +1,78 @@
+"""Sample files: mp4 (H.264, yuv420p), gif, png (first frame), npz (frames, latents), json (metadata).
+
+Every file is written under a temporary name in the same folder and renamed into place, so a reader never
+sees a half file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from wanjax.errors import WanjaxError
+
+
+def to_uint8(video: np.ndarray) -> np.ndarray:
+    """[..., 3] floats in [-1, 1] -> uint8 [0, 255]."""
+    return np.clip(np.round((np.asarray(video, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def _atomic(path: Path, write) -> Path:
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # same suffix: imageio picks the format by it
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int) -> Path:
+    """frames uint8 [T, H, W, 3] -> .mp4 (libx264, yuv420p) or .gif."""
+    import imageio.v2 as imageio
+
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise WanjaxError(f"video frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
+    if path.suffix == ".mp4":
+        # yuv420p needs even sizes; macro_block_size=2 pads odd ones by a pixel instead of to 16.
+        options = {"fps": fps, "codec": "libx264", "pixelformat": "yuv420p", "macro_block_size": 2}
+        return _atomic(path, lambda p: imageio.mimwrite(p, list(frames), **options))
+    if path.suffix == ".gif":
+        return _atomic(path, lambda p: imageio.mimwrite(p, list(frames), duration=1000 / fps, loop=0))
+    raise WanjaxError(f"{path}: unknown video format {path.suffix!r}; use .mp4 or .gif")
+
+
+def write_sample(
+    out_dir: str | Path, frames: np.ndarray, *, fps: int, meta: dict, latents: np.ndarray | None = None,
+    name: str = "sample",
+) -> dict[str, Path]:  # fmt: skip
+    """Write NAME.{mp4,gif,png,npz,json} to `out_dir`. frames uint8 [T, H, W, 3]; latents [F, h, w, C]."""
+    import imageio.v2 as imageio
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = {"frames": frames} if latents is None else {"frames": frames, "latents": np.asarray(latents)}
+    return {
+        "mp4": write_video(out / f"{name}.mp4", frames, fps),
+        "gif": write_video(out / f"{name}.gif", frames, fps),
+        "png": _atomic(out / f"{name}.png", lambda p: imageio.imwrite(p, frames[0])),
+        "npz": _atomic(out / f"{name}.npz", lambda p: np.savez_compressed(p, **arrays)),
+        "json": _atomic(out / f"{name}.json", lambda p: p.write_text(json.dumps(meta, indent=2, default=str))),
+    }
+
+
+def export(src: str | Path, dst: str) -> list[str]:
+    """Copy a sample folder to a local folder (files land whole, one by one). Returns the written paths."""
+    src = Path(src)
+    if not src.is_dir():
+        raise WanjaxError(f"{src} is not a sample folder (expected the --out folder of `wanjax sample`)")
+    if dst.startswith("gs://"):
+        raise WanjaxError("export to gs:// is not available yet (issue #7); export to a local folder for now")
+    out = Path(dst)
+    out.mkdir(parents=True, exist_ok=True)
+    files = sorted(f for f in src.iterdir() if f.is_file())
+    return [str(_atomic(out / f.name, lambda p, f=f: shutil.copyfile(f, p))) for f in files]

@@ -1,0 +1,83 @@
+"""wanjax checkpoints for sampling: a folder with config.yaml, dit.safetensors and vae.safetensors.
+
+Tensors are stored under our own parameter paths and layout (channels-last), so loading is a read, no
+conversion. A diffusers pipeline folder (transformer/ + vae/, as Wan-*-Diffusers repos ship) is read too,
+through the conversion tables. `convert` goes either way. (Training checkpoints are Orbax, train/.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import yaml
+from flax import nnx
+
+from wanjax.config import Config, config_from_dict, config_to_dict
+from wanjax.errors import WanjaxError
+from wanjax.io.convert import atomic_folder, check_params, flat_params, load_flat_params
+from wanjax.io.dit_params import load_dit, save_dit
+from wanjax.io.vae_params import load_vae, save_vae
+from wanjax.model.dit import WanDiT
+from wanjax.model.vae import WanVAE
+
+CONFIG, DIT, VAE = "config.yaml", "dit.safetensors", "vae.safetensors"
+
+
+def is_diffusers_pipeline(folder: Path) -> bool:
+    return (folder / "transformer" / "config.json").is_file() and (folder / "vae" / "config.json").is_file()
+
+
+def save_checkpoint(folder: str | Path, cfg: Config, dit: WanDiT, vae: WanVAE) -> None:
+    """Write config + weights atomically (a reader never sees half a checkpoint)."""
+    from safetensors.numpy import save_file
+
+    cfg = dataclasses.replace(cfg, model=dit.cfg, vae=vae.cfg)
+    with atomic_folder(folder) as tmp:
+        (tmp / CONFIG).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        save_file({k: np.asarray(v) for k, v in flat_params(dit).items()}, str(tmp / DIT))
+        save_file({k: np.asarray(v) for k, v in flat_params(vae).items()}, str(tmp / VAE))
+
+
+def _load_module(module, path: Path):
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        arrays = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise WanjaxError(f"{path} is not a readable safetensors file ({e})") from e
+    check_params(arrays, {k: v.shape for k, v in flat_params(module).items()}, str(path))
+    load_flat_params(module, arrays)
+    return module
+
+
+def load_checkpoint(folder: str | Path) -> tuple[Config, WanDiT, WanVAE]:
+    """(config, dit, vae) from a wanjax checkpoint or a diffusers pipeline folder."""
+    folder = Path(folder)
+    if is_diffusers_pipeline(folder):
+        dit, vae = load_dit(folder / "transformer"), load_vae(folder / "vae")
+        return Config(model=dit.cfg, vae=vae.cfg), dit, vae
+    if not (folder / CONFIG).is_file():
+        raise WanjaxError(
+            f"{folder} is not a checkpoint: expected {CONFIG} + {DIT} + {VAE} (wanjax) or transformer/ + vae/ "
+            "(a diffusers Wan pipeline folder)"
+        )
+    cfg = config_from_dict(yaml.safe_load((folder / CONFIG).read_text()))
+    dit = _load_module(nnx.eval_shape(lambda: WanDiT(cfg.model, rngs=nnx.Rngs(0))), folder / DIT)
+    vae = _load_module(nnx.eval_shape(lambda: WanVAE(cfg.vae, rngs=nnx.Rngs(0))), folder / VAE)
+    return cfg, dit, vae
+
+
+def convert(src: str | Path, dst: str | Path) -> str:
+    """diffusers pipeline folder -> wanjax checkpoint, or back. Returns which way it went."""
+    src, dst = Path(src), Path(dst)
+    cfg, dit, vae = load_checkpoint(src)
+    if is_diffusers_pipeline(src):
+        save_checkpoint(dst, cfg, dit, vae)
+        return "diffusers -> wanjax"
+    with atomic_folder(dst) as tmp:
+        save_dit(dit, tmp / "transformer")
+        save_vae(vae, tmp / "vae")
+    return "wanjax -> diffusers"
