@@ -145,6 +145,11 @@ class TrainConfig:
     warmup_steps: int = 500
     lr_schedule: str = "cosine"  # cosine | constant
     grad_clip: float = 1.0
+    weight_decay: float = 0.0
+    grad_accum: int = 1  # micro-batches per optimizer step
+    timestep_sampling: str = "logit_normal"  # uniform | logit_normal (SD3/Wan), then shifted
+    shift: float = 1.0  # training sigma shift (sigma' = shift s / (1 + (shift - 1) s))
+    per_segment_prob: float = 0.0  # diffusion forcing: P(independent noise level per segment) per example
     ema_decay: float = 0.999
     checkpoint_every: int = 500
     keep: int = 3
@@ -155,6 +160,11 @@ class TrainConfig:
 
     def validate(self) -> None:
         _choice("train.lr_schedule", self.lr_schedule, ("cosine", "constant"))
+        _choice("train.timestep_sampling", self.timestep_sampling, ("uniform", "logit_normal"))
+        if self.grad_accum < 1:
+            raise WanjaxError(f"train.grad_accum={self.grad_accum}: must be >= 1")
+        if not 0.0 <= self.per_segment_prob <= 1.0:
+            raise WanjaxError(f"train.per_segment_prob={self.per_segment_prob}: a probability in [0, 1]")
 
 
 @dataclasses.dataclass(frozen=True)

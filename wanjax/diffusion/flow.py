@@ -6,6 +6,7 @@ The model's timestep is sigma * 1000. Sigma schedules are shifted toward noise (
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 NUM_TRAIN_TIMESTEPS = 1000
@@ -30,3 +31,34 @@ def add_noise(x: jax.Array, eps: jax.Array, sigma: jax.Array) -> jax.Array:
 def velocity_target(x: jax.Array, eps: jax.Array) -> jax.Array:
     """d x_t / d sigma = eps - x."""
     return eps - x
+
+
+def sample_sigmas(key: jax.Array, shape: tuple[int, ...], sampling: str, shift: float) -> jax.Array:
+    """Training noise levels in (0, 1): uniform or logit-normal (SD3 / Wan), then shifted."""
+    if sampling == "uniform":
+        u = jax.random.uniform(key, shape)
+    else:
+        u = jax.nn.sigmoid(jax.random.normal(key, shape))
+    return shift * u / (1 + (shift - 1) * u)
+
+
+def frame_sigmas(
+    key: jax.Array, batch: int, frames: int, segment_frames: int, per_segment_prob: float, sampling: str, shift: float
+) -> jax.Array:
+    """Noise levels [B, F]: one per example, or (with probability per_segment_prob, diffusion forcing) one per
+    segment of `segment_frames` latent frames, so both synchronous and pyramid sampling are learned.
+    """
+    k_one, k_seg, k_pick = jax.random.split(key, 3)
+    segments = -(-frames // segment_frames)
+    one = sample_sigmas(k_one, (batch, 1), sampling, shift)
+    per_seg = jnp.repeat(sample_sigmas(k_seg, (batch, segments), sampling, shift), segment_frames, axis=1)[:, :frames]
+    pick = jax.random.bernoulli(k_pick, per_segment_prob, (batch, 1))
+    return jnp.where(pick, per_seg, one)
+
+
+def flow_loss(pred: jax.Array, x: jax.Array, eps: jax.Array, frame_weight: jax.Array | None = None) -> jax.Array:
+    """Mean squared velocity error. pred/x/eps [B, F, H, W, C]; frame_weight [B, F] (0 = excluded frame)."""
+    err = jnp.square(pred.astype(jnp.float32) - velocity_target(x, eps).astype(jnp.float32)).mean(axis=(2, 3, 4))
+    if frame_weight is None:
+        return err.mean()
+    return (err * frame_weight).sum() / jnp.maximum(frame_weight.sum(), 1.0)

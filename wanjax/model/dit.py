@@ -18,16 +18,23 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from wanjax.config import ModelConfig
+from wanjax.config import MeshConfig, ModelConfig
 from wanjax.errors import WanjaxError
 from wanjax.model.attention import attention, dot_attention
 from wanjax.model.layers import FeedForward, LayerNorm, RMSNorm, TextEmbedder, TimeEmbedder, dense, layer_norm, modulate
 from wanjax.model.rope import apply_rope, rope_angles, rope_tables
+from wanjax.parallel.mesh import check_divisible, check_ring
+from wanjax.parallel.partition import constrain
+
+FRAMES_LAYOUT = ("batch", "frames", None, "act_embed")  # activations [B, F, S, D]
 
 
 @dataclasses.dataclass(frozen=True)
 class AttnSpec:
-    """How self-attention runs for one forward: keyword arguments of `wanjax.attention` except q, k, v."""
+    """How self-attention runs for one forward: keyword arguments of `wanjax.attention` except q, k, v.
+
+    With a mesh, activations are also constrained to it: batch over (data, fsdp), latent frames over ring.
+    """
 
     impl: str = "dense"
     mask: str = "full"
@@ -35,6 +42,25 @@ class AttnSpec:
     sink_frames: int = 0
     segment_frames: int = 1
     mesh: jax.sharding.Mesh | None = None
+
+    @classmethod
+    def from_config(cls, mcfg: MeshConfig, mesh: jax.sharding.Mesh | None, **mask) -> AttnSpec:
+        """impl from mesh.attention ('auto': ring when the mesh has a ring axis > 1, else dense)."""
+        impl = mcfg.attention
+        if impl == "auto":
+            impl = "ring" if mesh is not None and mesh.shape["ring"] > 1 else "dense"
+        return cls(impl=impl, segment_frames=mcfg.segment_frames, mesh=mesh, **mask)
+
+    def check(self, cfg: ModelConfig, frames: int) -> None:
+        if self.mesh is None:
+            return
+        check_divisible("model.num_heads", cfg.num_heads, self.mesh, "tensor")
+        if self.impl == "ring":
+            if frames % self.segment_frames:
+                raise WanjaxError(
+                    f"{frames} latent frames are not whole segments of mesh.segment_frames={self.segment_frames}"
+                )
+            check_ring(frames // self.segment_frames, self.mesh.shape["ring"])
 
     def __call__(self, q: jax.Array, k: jax.Array, v: jax.Array, tokens_per_frame: int) -> jax.Array:
         return attention(
@@ -142,17 +168,21 @@ class WanDiT(nnx.Module):
             raise WanjaxError("this WanDiT has no motion input; motion brushes need a brush-enabled model config")
         tokens, (Fp, Hp, Wp) = patchify(x, cfg.patch_size, cfg.in_channels)
         B, S = x.shape[0], Hp * Wp
+        attn.check(cfg, Fp)
         t = frame_timesteps(t, B, Fp)
         temb, mod = self.time_embedder(t)  # [B, F, D], [B, F, 6, D]
         ctx = self.text_embedder(context.astype(jnp.dtype(cfg.dtype)))
         h = self.patch_embedding(tokens.astype(jnp.dtype(cfg.dtype))).reshape(B, Fp, S, cfg.dim)
+        h = constrain(h, FRAMES_LAYOUT, attn.mesh)
         rope = rope_tables(rope_angles(np.arange(Fp) + frame_offset, Hp, Wp, cfg.head_dim, cfg.rope_theta))
+        rope = tuple(constrain(r, ("tokens", None), attn.mesh) for r in rope)
         attend = lambda q, k, v: attn(q, k, v, tokens_per_frame=S)  # noqa: E731
 
         graphdef, params = nnx.split(self.blocks)
 
         def body(h, p):
-            return nnx.merge(graphdef, p)(h, ctx, mod, rope, attend), None
+            h = nnx.merge(graphdef, p)(h, ctx, mod, rope, attend)
+            return constrain(h, FRAMES_LAYOUT, attn.mesh), None
 
         if cfg.remat != "none":
             body = jax.checkpoint(body, policy=REMAT_POLICIES[cfg.remat])
