@@ -6,6 +6,7 @@ User errors (`WanjaxError`) print as one line with the fix; `--debug` shows the 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -63,6 +64,12 @@ def _run(args: argparse.Namespace) -> None:
             brush=args.brush, overrides=args.overrides,
         )  # fmt: skip
         print("\n".join(str(p) for p in paths.values()))
+    elif args.command == "train":
+        from wanjax.config import load_config
+        from wanjax.train.loop import train
+
+        summary = train(load_config(args.config, args.overrides))
+        print(json.dumps(summary))
     elif args.command == "convert":
         from wanjax.io.weights import convert
 
@@ -72,7 +79,7 @@ def _run(args: argparse.Namespace) -> None:
 
         print("\n".join(export(args.src, args.dst)))
     else:
-        raise WanjaxError(f"`wanjax {args.command}` is not implemented yet (training: issue #5, bench: issue #9)")
+        raise WanjaxError(f"`wanjax {args.command}` is not implemented yet (issue #9)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
     cfg = load_config("configs/tiny.yaml", ["model.num_layers=2", "sample.steps=4"])
 
-A YAML file has up to five sections (`model`, `vae`, `mesh`, `train`, `sample`); `model:` and `vae:` may
+A YAML file has up to six sections (`model`, `vae`, `mesh`, `train`, `sample`, `data`); `model:` and `vae:` may
 name a `preset` (a named constructor below) that the other keys override. Unknown keys and wrong types are
 `WanjaxError`s that name the key.
 """
@@ -191,12 +191,30 @@ class SampleConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Training data: a procedural set (built once into data_dir as TFDS array_record) or cached real video."""
+
+    name: str = "brushsprites"  # brushsprites | sprites60 | video_latents
+    data_dir: str = "data"
+    frames: int = 17
+    height: int = 64
+    width: int = 64
+    train_clips: int = 2000
+    eval_clips: int = 200
+
+    def validate(self) -> None:
+        _choice("data.name", self.name, ("brushsprites", "sprites60", "video_latents"))
+        check_frame_count(self.frames, "data.frames")
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     model: ModelConfig = ModelConfig()
     vae: VAEConfig = VAEConfig()
     mesh: MeshConfig = MeshConfig()
     train: TrainConfig = TrainConfig()
     sample: SampleConfig = SampleConfig()
+    data: DataConfig = DataConfig()
 
     def validate(self) -> Config:
         for section in dataclasses.fields(self):
@@ -252,6 +270,11 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
         return value
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if typ is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-4 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
     if typ in (int, float, str) and (not isinstance(value, typ) or isinstance(value, bool)):
         raise WanjaxError(f"{key}: expected {typ.__name__}, got {value!r} ({type(value).__name__})")
     return value

@@ -1,7 +1,8 @@
 """Sample files: mp4 (H.264, yuv420p), gif, png (first frame), npz (frames, latents), json (metadata).
 
 Every file is written under a temporary name in the same folder and renamed into place, so a reader never
-sees a half file under the final name.
+sees a half file under the final name. gs://BUCKET/PREFIX destinations go through `wanjax.io.gcs`, where an
+object appears only once its upload is complete and verified.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -49,10 +51,17 @@ def write_video(path: Path, frames: np.ndarray, fps: int) -> Path:
 def write_sample(
     out_dir: str | Path, frames: np.ndarray, *, fps: int, meta: dict, latents: np.ndarray | None = None,
     name: str = "sample",
-) -> dict[str, Path]:  # fmt: skip
-    """Write NAME.{mp4,gif,png,npz,json} to `out_dir`. frames uint8 [T, H, W, 3]; latents [F, h, w, C]."""
+) -> dict[str, Path | str]:  # fmt: skip
+    """Write NAME.{mp4,gif,png,npz,json} to `out_dir` (a folder or gs://BUCKET/PREFIX). frames uint8 [T, H, W, 3];
+    latents [F, h, w, C]. Returns the written paths (gs:// URLs for a bucket)."""
     import imageio.v2 as imageio
 
+    if str(out_dir).startswith("gs://"):  # before Path(), which would fold "gs://" into "gs:/"
+        with tempfile.TemporaryDirectory(prefix="wanjax-sample-") as tmp:
+            local = write_sample(tmp, frames, fps=fps, meta=meta, latents=latents, name=name)
+            urls = export(tmp, str(out_dir))
+        by_name = {url.rsplit("/", 1)[1]: url for url in urls}
+        return {kind: by_name[path.name] for kind, path in local.items()}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arrays = {"frames": frames} if latents is None else {"frames": frames, "latents": np.asarray(latents)}
@@ -66,13 +75,17 @@ def write_sample(
 
 
 def export(src: str | Path, dst: str) -> list[str]:
-    """Copy a sample folder to a local folder (files land whole, one by one). Returns the written paths."""
+    """Copy a sample folder to a local folder or gs://BUCKET/PREFIX (files land whole, one by one).
+
+    Returns the written paths (gs:// URLs for a bucket)."""
     src = Path(src)
     if not src.is_dir():
         raise WanjaxError(f"{src} is not a sample folder (expected the --out folder of `wanjax sample`)")
-    if dst.startswith("gs://"):
-        raise WanjaxError("export to gs:// is not available yet (issue #7); export to a local folder for now")
+    files = sorted(f for f in src.iterdir() if f.is_file())
+    if str(dst).startswith("gs://"):
+        from wanjax.io.gcs import upload_files
+
+        return upload_files(files, str(dst))
     out = Path(dst)
     out.mkdir(parents=True, exist_ok=True)
-    files = sorted(f for f in src.iterdir() if f.is_file())
     return [str(_atomic(out / f.name, lambda p, f=f: shutil.copyfile(f, p))) for f in files]

@@ -29,9 +29,32 @@ def segment_visible(q_seg: jax.Array, k_seg: jax.Array, mask: str, window: int |
     raise WanjaxError(f"attention mask={mask!r} is not one of {', '.join(MASKS)}")
 
 
+def segment_ranges_visible(
+    q_lo: jax.Array, q_hi: jax.Array, k_lo: jax.Array, k_hi: jax.Array, mask: str, window: int | None
+) -> jax.Array:
+    """Can some query segment in [q_lo, q_hi] see some key segment in [k_lo, k_hi]? (k_lo > k_hi: no keys.)
+
+    Exact for whole ranges, and never False when a pair is visible, so skipping on False is safe.
+    """
+    if mask == "full":
+        return k_lo <= k_hi
+    if mask == "causal":
+        return (k_lo <= k_hi) & (k_lo <= q_hi)
+    if mask == "window":
+        # Some q - k must fall in [0, window - 1]; q - k spans [q_lo - k_hi, q_hi - k_lo].
+        return (k_lo <= k_hi) & (k_lo <= q_hi) & (q_lo - k_hi < window)
+    raise WanjaxError(f"attention mask={mask!r} is not one of {', '.join(MASKS)}")
+
+
 def token_visible(
-    q_pos: jax.Array, k_pos: jax.Array, *, tokens_per_frame: int, segment_frames: int, mask: str,
-    window: int | None, sink_frames: int,
+    q_pos: jax.Array,
+    k_pos: jax.Array,
+    *,
+    tokens_per_frame: int,
+    segment_frames: int,
+    mask: str,
+    window: int | None,
+    sink_frames: int,
 ) -> jax.Array:
     """Boolean [Lq, Lk] visibility from absolute token positions q_pos [Lq], k_pos [Lk]."""
     q_frame, k_frame = q_pos // tokens_per_frame, k_pos // tokens_per_frame
@@ -47,6 +70,43 @@ def dot_attention(q: jax.Array, k: jax.Array, v: jax.Array, visible: jax.Array |
         logits = jnp.where(visible[None, None], logits, -jnp.inf)
     probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
     return jnp.einsum("bnqs,bsnk->bqnk", probs, v)
+
+
+# Tile math shared by the blockwise/ring loops (jnp) and the Pallas kernels. Leading dims are free
+# ("..."): [B, N] in jnp, none inside a kernel. Per-row values (max, sum, lse, delta) keep a trailing 1.
+
+
+def tile_scores(q: jax.Array, k: jax.Array) -> jax.Array:
+    """Scaled logits [..., tq, tk] in fp32 from q [..., tq, K], k [..., tk, K]."""
+    return jnp.einsum("...qk,...sk->...qs", q, k, preferred_element_type=jnp.float32) * q.shape[-1] ** -0.5
+
+
+def online_softmax_merge(
+    s: jax.Array, v: jax.Array, acc: jax.Array, mx: jax.Array, den: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Fold one tile of logits s [..., tq, tk] (-inf = hidden) and values v [..., tk, K] into the running
+    (acc [..., tq, K] unnormalised output, mx [..., tq, 1] max, den [..., tq, 1] sum) of an online softmax.
+    """
+    new_mx = jnp.maximum(mx, s.max(-1, keepdims=True))
+    # A row that has seen nothing yet keeps mx = -inf; shift it by 0 so exp gives 0, not NaN.
+    shift = jnp.where(jnp.isneginf(new_mx), 0.0, new_mx)
+    p = jnp.exp(s - shift)
+    fix = jnp.exp(mx - shift)
+    pv = jnp.einsum("...qs,...sk->...qk", p.astype(v.dtype), v, preferred_element_type=jnp.float32)
+    return acc * fix + pv, new_mx, den * fix + p.sum(-1, keepdims=True)
+
+
+def tile_grads(
+    q: jax.Array, k: jax.Array, v: jax.Array, do: jax.Array, lse: jax.Array, delta: jax.Array, visible: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Probabilities p and logit cotangents ds [..., tq, tk] of one tile pair (FlashAttention-2 backward).
+
+    do [..., tq, K] output cotangent, lse [..., tq, 1] the forward's log-sum-exp, delta = rowsum(do * out).
+    Then dq += ds k, dk += dsᵀ q, dv += pᵀ do.
+    """
+    p = jnp.where(visible, jnp.exp(tile_scores(q, k) - lse), 0.0)
+    dp = jnp.einsum("...qk,...sk->...qs", do, v, preferred_element_type=jnp.float32)
+    return p, p * (dp - delta) * q.shape[-1] ** -0.5
 
 
 def check_attention_args(L: int, tokens_per_frame: int, segment_frames: int, mask: str, window: int | None) -> int:
@@ -78,7 +138,8 @@ def attention(
 ) -> jax.Array:
     """Self-attention over a time-major video token sequence. q, k, v [B, L, N, K] -> [B, L, N, K].
 
-    impl: dense (one [L, L] score matrix). Every impl gives the same numbers.
+    impl: dense (one [L, L] score matrix), blockwise (tiles with online softmax and skipped masked tiles,
+    one device), ring (ring attention over the mesh's 'ring' axis; needs `mesh`). Same numbers for all.
     """
     L = q.shape[1]
     check_attention_args(L, tokens_per_frame, segment_frames, mask, window)
@@ -87,8 +148,23 @@ def attention(
             return dot_attention(q, k, v)
         pos = jnp.arange(L)
         vis = token_visible(
-            pos, pos, tokens_per_frame=tokens_per_frame, segment_frames=segment_frames, mask=mask, window=window,
+            pos,
+            pos,
+            tokens_per_frame=tokens_per_frame,
+            segment_frames=segment_frames,
+            mask=mask,
+            window=window,
             sink_frames=sink_frames,
         )
         return dot_attention(q, k, v, vis)
-    raise WanjaxError(f"attention impl={impl!r} is not one of dense")
+    # Imported here: ring builds on the mask predicates of this module.
+    from wanjax.parallel import ring
+
+    masking = dict(segment_frames=segment_frames, mask=mask, window=window, sink_frames=sink_frames)
+    if impl == "blockwise":
+        return ring.blockwise_attention(q, k, v, tokens_per_frame=tokens_per_frame, **masking)
+    if impl == "ring":
+        if mesh is None:
+            raise WanjaxError("attention impl='ring' needs a mesh (wanjax.make_mesh(cfg.mesh))")
+        return ring.ring_attention(q, k, v, mesh=mesh, tokens_per_frame=tokens_per_frame, **masking)
+    raise WanjaxError(f"attention impl={impl!r} is not one of dense, blockwise, ring")

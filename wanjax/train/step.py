@@ -18,7 +18,7 @@ from jax.sharding import Mesh, NamedSharding
 from wanjax.config import Config
 from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS, add_noise, flow_loss, frame_sigmas
 from wanjax.model.dit import AttnSpec
-from wanjax.parallel.mesh import logical_to_spec
+from wanjax.parallel.mesh import check_divisible, logical_to_spec
 from wanjax.train.state import TrainState, learning_rate, state_shardings
 
 BATCH_LAYOUT = {
@@ -83,6 +83,7 @@ def make_train_step(
 
     if mesh is None:
         return jax.jit(step, donate_argnums=0)
+    check_divisible("train.batch_size (per step)", batch["latents"].shape[0], mesh, ("data", "fsdp"))
     s_state = state_shardings(state, mesh)
     return jax.jit(
         step, in_shardings=(s_state, batch_shardings(batch, mesh)), out_shardings=(s_state, None), donate_argnums=0

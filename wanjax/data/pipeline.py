@@ -1,0 +1,99 @@
+"""Grain input pipelines over the TFDS builders: shard by process, shuffle, decode, repeat, batch, prefetch.
+
+    build("brushsprites", "data", frames=17, train_clips=2000)             # once; a no-op when already built
+    it = make_dataset("brushsprites", "train", "data", batch_size=8, seed=0, frames=17, train_clips=2000)
+    batch = next(it)   # {"video": float32 [B, T, H, W, 3] in [-1, 1], "tracks": [B, S, T, 2], "brushes": str [B], ...}
+    state = it.get_state()   # ... later, in a fresh process: it.set_state(state) resumes exactly
+
+The iterator is a `grain.DatasetIterator`, so `grain.checkpoint.CheckpointSave(it)` stores its position with Orbax
+(wanjax.train.checkpoint).
+"""
+
+from pathlib import Path
+
+import grain
+import jax
+import numpy as np
+import tensorflow_datasets as tfds
+
+from wanjax.config import Config
+from wanjax.data.tfds import get_builder
+from wanjax.errors import WanjaxError
+
+
+def build(name: str, data_dir: str | Path, **options) -> tfds.core.DatasetBuilder:
+    """Build data set `name` into data_dir unless it is there already; options as `wanjax.data.tfds.get_builder`."""
+    builder = get_builder(name, data_dir, **options)
+    builder.download_and_prepare()
+    return builder
+
+
+def decode(example: dict) -> dict:
+    """Stored example -> model input: uint8 `video` -> float32 in [-1, 1]; text (bytes) -> str; the rest as stored."""
+    out = {}
+    for key, value in example.items():
+        if isinstance(value, bytes):
+            out[key] = value.decode()
+        elif key == "video":
+            out[key] = value.astype(np.float32) / 127.5 - 1.0
+        else:
+            out[key] = value
+    return out
+
+
+def make_dataset(
+    name: str,
+    split: str,
+    data_dir: str | Path,
+    batch_size: int,
+    seed: int = 0,
+    *,
+    train: bool | None = None,
+    prefetch: int = 2,
+    **options,
+) -> grain.DatasetIterator:
+    """Batches of `split` of a built data set (options as `get_builder`, matching the build).
+
+    batch_size is global: process p of P reads clips p, p+P, … of the split and yields batch_size / P of them per
+    batch. train (default: split == "train") shuffles with `seed`, differently each epoch, and repeats forever;
+    otherwise the split is read once, in order. The last partial batch is dropped. prefetch: batches read ahead,
+    each by its own thread (0 = read in the caller's thread)."""
+    process, processes = jax.process_index(), jax.process_count()
+    if batch_size % processes:
+        raise WanjaxError(f"batch_size={batch_size} is not a multiple of the process count {processes}")
+    builder = get_builder(name, data_dir, **options)
+    if not builder.is_prepared():
+        raise WanjaxError(
+            f"{name} ({builder.builder_config.name}) is not built in data_dir={str(data_dir)!r}; "
+            f"run wanjax.data.pipeline.build({name!r}, {str(data_dir)!r}, ...) with the same options first"
+        )
+    ds = grain.MapDataset.source(builder.as_data_source(split))[process::processes]
+    per_process = batch_size // processes
+    if len(ds) < per_process:
+        raise WanjaxError(
+            f"split {split!r} of {name} has {len(ds)} clips per process, fewer than one batch of {per_process}; "
+            f"use a smaller batch_size or more clips"
+        )
+    if split == "train" if train is None else train:
+        ds = ds.shuffle(seed).repeat()  # shuffle first: each epoch is a fresh permutation, epochs never mix
+    ds = ds.map(decode).batch(per_process, drop_remainder=True)
+    return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=prefetch, prefetch_buffer_size=prefetch)))
+
+
+def config_batches(cfg: Config, split: str) -> grain.DatasetIterator:
+    """The training loop's data: `cfg.data`'s set in batches of train.batch_size shuffled with train.seed. A
+    procedural set is built on first use (by process 0; with several processes data_dir must be shared)."""
+    d = cfg.data
+    if d.name == "video_latents":  # built beforehand from real clips: building needs the encoders
+        options = {"frames": d.frames}
+    else:
+        options = dict(
+            frames=d.frames, height=d.height, width=d.width, train_clips=d.train_clips, eval_clips=d.eval_clips
+        )
+        if jax.process_index() == 0:
+            build(d.name, d.data_dir, **options)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"wanjax data {d.name} built")
+    return make_dataset(d.name, split, d.data_dir, cfg.train.batch_size, cfg.train.seed, **options)

@@ -1,0 +1,179 @@
+"""The host training loop: data, steps, eval, logging, checkpoints, preemption, NaN stop, export.
+
+    summary = train(load_config("configs/tiny.yaml", ["train.steps=100"]))
+
+Everything under train.workdir: checkpoints/ (Orbax), tensorboard/, metrics.jsonl, export/ (EMA weights as
+a wanjax sampling checkpoint). A resumed run continues exactly: same batches, same RNG, bitwise the same
+losses on CPU.
+"""
+
+from __future__ import annotations
+
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from wanjax.config import Config
+from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS, add_noise, flow_loss
+from wanjax.errors import WanjaxError
+from wanjax.model.dit import AttnSpec, WanDiT
+from wanjax.model.vae import WanVAE
+from wanjax.parallel.mesh import make_mesh, maybe_initialize_distributed
+from wanjax.train.checkpoint import Checkpointer, abstract_like
+from wanjax.train.metrics import RunLog, peak_flops
+from wanjax.train.state import init_state, optimizer, state_shardings
+from wanjax.train.step import batch_shardings, make_train_step
+
+EVAL_SIGMAS = (0.2, 0.5, 0.8)  # fixed noise levels of the eval loss, so evals are comparable across steps
+VAE_SEED = 1
+
+
+class Preemption:
+    """SIGTERM sets a flag; the loop saves at the next step boundary and exits (TPU maintenance, spot VMs)."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def close(self) -> None:
+        signal.signal(signal.SIGTERM, self.previous)
+
+
+def eval_loss_fn(graphdef, cfg: Config, attn: AttnSpec) -> Callable:
+    """jit'd mean flow loss over EVAL_SIGMAS with fixed noise: params, batch -> scalar."""
+
+    def run(params, batch):
+        model = nnx.merge(graphdef, params)
+        x = batch["latents"]
+        eps = jax.random.normal(jax.random.key(1234), x.shape, x.dtype)
+        losses = []
+        for s in EVAL_SIGMAS:
+            sigma = jnp.full(x.shape[:2], s, jnp.float32)
+            pred = model(add_noise(x, eps, sigma), sigma * NUM_TRAIN_TIMESTEPS, batch["context"], attn=attn)
+            losses.append(flow_loss(pred, x, eps))
+        return jnp.mean(jnp.stack(losses))
+
+    return jax.jit(run)
+
+
+def make_encoder(cfg: Config, vae: WanVAE) -> Callable[[dict], dict]:
+    """Host batch -> model batch {"latents", "context"}: a procedural {"video": [B, T, H, W, 3] in [-1, 1]} is
+    encoded by the frozen VAE; cached real video ({"latents", "context"}, data/tfds) passes through."""
+
+    def encode(batch: dict) -> dict:
+        if "latents" in batch:
+            return {"latents": jnp.asarray(batch["latents"]), "context": jnp.asarray(batch["context"])}
+        latents = vae.encode(jnp.asarray(batch["video"]))
+        context = jnp.zeros((latents.shape[0], 1, cfg.model.text_dim), jnp.float32)  # text-free toy data
+        return {"latents": latents, "context": context}
+
+    return encode
+
+
+def train(
+    cfg: Config, data: Callable[[str], Iterator[dict]] | None = None, progress: bool = True
+) -> dict:  # fmt: skip
+    """Run (or resume) training to train.steps. `data(split)` yields host batches (default: the config's
+    dataset through Grain). Returns a summary: steps run, first/last eval loss, status."""
+    maybe_initialize_distributed()
+    tcfg = cfg.train
+    workdir = tcfg.workdir.rstrip("/")  # a string: Path() would turn gs://bucket into gs:/bucket
+    mesh = make_mesh(cfg.mesh)
+    if data is None:
+        from wanjax.data.pipeline import config_batches
+
+        data = lambda split: config_batches(cfg, split)  # noqa: E731
+    vae = WanVAE(cfg.vae, rngs=nnx.Rngs(VAE_SEED))  # frozen: defines the latent space
+    encode = make_encoder(cfg, vae)
+    tx = optimizer(tcfg)
+    graphdef, state = init_state(WanDiT(cfg.model, rngs=nnx.Rngs(tcfg.seed)), tx, tcfg.seed)
+    s_state = state_shardings(state, mesh)
+    state = jax.device_put(state, s_state)
+    train_iter = data("train")
+    eval_batch = encode(next(data("eval")))
+
+    ckpt = Checkpointer(f"{workdir}/checkpoints", tcfg.keep)
+    start = 0
+    if tcfg.resume and ckpt.steps():
+        start, state, _ = ckpt.restore(abstract_like(state, s_state), train_iter)
+    first = encode(next(train_iter))
+    s_batch = batch_shardings(first, mesh)
+    step_fn = make_train_step(graphdef, tx, cfg, mesh, state, first)
+    eval_fn = eval_loss_fn(graphdef, cfg, AttnSpec.from_config(cfg.mesh, mesh))
+    flops = step_fn.lower(state, first).compile().cost_analysis().get("flops", 0.0)
+    tokens = int(np.prod(first["latents"].shape[:4])) // int(np.prod(cfg.model.patch_size))
+    peak = peak_flops()
+
+    log = RunLog(workdir, start, tcfg.steps, progress)
+    stop = Preemption()
+    summary = {"start_step": start, "status": "done", "eval_loss": []}
+    batch, t_last, n_last = first, time.perf_counter(), start
+    try:
+        for step in range(start, tcfg.steps):
+            state, metrics = step_fn(state, jax.device_put(batch, s_batch))
+            n = step + 1
+            saving = n % tcfg.checkpoint_every == 0 or n == tcfg.steps or stop.requested
+            row = {}
+            if n % tcfg.log_every == 0 or saving:
+                row = {k: float(v) for k, v in metrics.items()}
+                if not np.isfinite(row["loss"]):
+                    ckpt.wait()
+                    good = ckpt.steps()
+                    raise WanjaxError(
+                        f"loss is {row['loss']} at step {n}; training stopped. Last good checkpoint: "
+                        f"{f'step {good[-1]} in {ckpt.directory}' if good else 'none'} (lower train.lr?)"
+                    )
+                rate = (n - n_last) / (time.perf_counter() - t_last)
+                row |= {"steps_per_s": rate, "tokens_per_s": rate * tokens, "flops_per_s": rate * flops}
+                if peak:
+                    row["mfu"] = rate * flops / peak
+                t_last, n_last = time.perf_counter(), n
+            if n % tcfg.eval_every == 0 or n == tcfg.steps or n == 1:
+                row["eval_loss"] = float(eval_fn(state.params, jax.device_put(eval_batch, s_batch)))
+                summary["eval_loss"].append((n, row["eval_loss"]))
+            if row:
+                log.log(n, row)
+            if saving:
+                ckpt.save(n, state, train_iter, meta={"loss": row["loss"]}, force=stop.requested)
+            log.advance()
+            if stop.requested:
+                summary["status"] = "preempted"
+                break
+            if n < tcfg.steps:
+                batch = encode(next(train_iter))
+        ckpt.wait()
+        summary["end_step"] = int(state.step)
+        if summary["status"] == "done":
+            _export(cfg, graphdef, state, vae, f"{workdir}/export")
+    finally:
+        stop.close()
+        log.close()
+        ckpt.close()
+    return summary
+
+
+def _export(cfg: Config, graphdef, state, vae: WanVAE, folder: str) -> None:
+    """EMA weights + the frozen VAE as a sampling checkpoint (wanjax sample CONFIG --ckpt folder)."""
+    from wanjax.io.weights import save_checkpoint
+
+    if jax.process_index() != 0:
+        return
+    ema = nnx.merge(graphdef, jax.device_get(state.ema))
+    if not folder.startswith("gs://"):
+        save_checkpoint(folder, cfg, ema, vae)
+        return
+    from wanjax.io.gcs import upload_files
+
+    with tempfile.TemporaryDirectory() as tmp:
+        save_checkpoint(Path(tmp) / "export", cfg, ema, vae)
+        upload_files(sorted((Path(tmp) / "export").iterdir()), folder)
