@@ -25,7 +25,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/wanjax bench --json bench/results.json
+	$(BIN)/python scripts/bench.py --json bench/results.json
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check wanjax tests scripts

@@ -1,8 +1,9 @@
-"""Ring-attention benchmark on 8 devices (fake CPU devices unless XLA_FLAGS already says otherwise).
+"""Benchmarks: ring attention on 8 devices (fake CPU devices unless XLA_FLAGS already says otherwise) and the
+train-step throughput of configs/tiny.yaml. `make bench` runs this.
 
     .venv/bin/python scripts/bench.py [--max-tokens 65536] [--json bench/results.json]
 
-Writes the rows of `wanjax.bench.ring.run` with machine info as JSON and prints a Markdown table.
+Writes the results with machine info as JSON and prints Markdown tables.
 """
 
 import os
@@ -20,7 +21,8 @@ import time  # noqa: E402
 
 import jax  # noqa: E402
 
-from wanjax.bench import ring  # noqa: E402
+from wanjax.bench import ring, train  # noqa: E402
+from wanjax.config import load_config  # noqa: E402
 
 COLUMNS = (
     ("tokens", "N", "{}"),
@@ -52,6 +54,8 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     rows = ring.run(args.max_tokens)
+    tiny = load_config(pathlib.Path(__file__).parents[1] / "configs" / "tiny.yaml")
+    throughput = train.run(tiny)
     result = {
         "machine": {
             "platform": platform.platform(),
@@ -65,10 +69,17 @@ def main() -> None:
         "memory_fields": "temp_size_in_bytes + argument_size_in_bytes + output_size_in_bytes",
         "total_seconds": time.perf_counter() - start,
         "rows": rows,
+        "train_tiny": throughput,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(rows))
+    t = throughput
+    print(
+        f"\ntrain step (tiny): {t['steps_per_s']:.2f} steps/s, {t['tokens_per_s']:.0f} tokens/s, "
+        f"{t['flops_per_s'] / 1e9:.2f} GFLOP/s = {100 * t['mfu_vs_matmul_peak']:.1f} % of a "
+        f"{t['matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s fp32 matmul"
+    )
     print(f"\n{result['total_seconds']:.0f} s on {result['machine']['cpu_count']} CPUs; JSON in {args.json}")
 
 

@@ -7,6 +7,7 @@ from wanjax.io.vae_params import load_vae, save_vae
 from wanjax.model.attention import attention
 from wanjax.model.dit import WanDiT
 from wanjax.model.vae import WanVAE
+from wanjax.parallel.mesh import make_mesh
 
 __all__ = [
     "Config",
@@ -17,6 +18,7 @@ __all__ = [
     "load_config",
     "load_dit",
     "load_vae",
+    "make_mesh",
     "save_dit",
     "save_vae",
 ]

@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("src")
     c.add_argument("dst")
 
-    e = sub.add_parser("export", help="copy a sample folder to a local path")
+    e = sub.add_parser("export", help="copy a sample folder to a local path or gs://bucket/prefix")
     e.add_argument("src")
     e.add_argument("dst")
 
@@ -79,7 +79,7 @@ def _run(args: argparse.Namespace) -> None:
 
         print("\n".join(export(args.src, args.dst)))
     else:
-        raise WanjaxError(f"`wanjax {args.command}` is not implemented yet (issue #9)")
+        raise WanjaxError("`wanjax bench` lands with issue #9; the ring benchmark runs as `python scripts/bench.py`")
 
 
 def main(argv: list[str] | None = None) -> int:
