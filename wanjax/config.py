@@ -115,7 +115,7 @@ class MeshConfig:
     """Device mesh ('data', 'fsdp', 'ring', 'tensor'): ICI sizes within a slice, DCN sizes across slices.
 
     -1 = fill with the remaining devices (at most one axis). `segment_frames` latent frames form one
-    attention segment; the ring size must divide the segment count.
+    attention segment; ring attention pads a segment count the ring size does not divide.
     """
 
     data: int = 1
@@ -154,6 +154,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep: int = 3
     eval_every: int = 500
+    sample_every: int = 0  # write a sample video (EMA weights, sample: settings) every N steps; 0 = never
     log_every: int = 1
     seed: int = 0
     resume: bool = True

@@ -2,7 +2,6 @@
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 from flax import nnx
 
@@ -71,14 +70,6 @@ def test_sharded_forward_and_step_equal_unsharded(name, unsharded):
         assert _rel(a, b) <= 1e-4
     leaf = state.params["blocks"]["attn1"]["to_q"]["kernel"].get_value()
     assert leaf.sharding.spec == jax.sharding.PartitionSpec(None, "fsdp", "tensor")
-
-
-def test_ring_not_dividing_segments_is_a_clear_error():
-    mesh = make_mesh(MESHES["ring8"])
-    dit = WanDiT(MODEL, rngs=nnx.Rngs(0))
-    attn = AttnSpec.from_config(MESHES["ring8"], mesh)
-    with pytest.raises(WanjaxError, match="mesh.ring=8 does not divide the 6 attention segments.*1, 2, 3, 6"):
-        dit(jnp.zeros((B, 6, H, W, 16)), jnp.zeros(B), jnp.zeros((B, 3, MODEL.text_dim)), attn=attn)
 
 
 def test_heads_not_divisible_by_tensor_is_a_clear_error():

@@ -1,6 +1,5 @@
 """Orbax checkpoints: round trip incl. the data iterator, restore onto another mesh, corrupted-step fallback."""
 
-import os
 from pathlib import Path
 
 import grain
@@ -9,11 +8,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from wanjax.config import MeshConfig, ModelConfig, TrainConfig
+from wanjax.config import Config, MeshConfig, ModelConfig, TrainConfig
 from wanjax.errors import WanjaxError
-from wanjax.model.dit import WanDiT
+from wanjax.model.dit import AttnSpec, WanDiT
 from wanjax.parallel.mesh import make_mesh
 from wanjax.train.checkpoint import Checkpointer, abstract_like, fingerprint
+from wanjax.train.loop import eval_loss_fn
 from wanjax.train.state import init_state, optimizer, state_shardings
 
 MODEL = ModelConfig(dim=64, ffn_dim=96, num_heads=2, num_layers=2, text_dim=24, freq_dim=16)
@@ -56,6 +56,15 @@ def test_restore_onto_a_different_mesh(tmp_path):
     _equal(restored, state)
     leaf = jax.tree.leaves(restored.params)[0]
     assert len(leaf.sharding.device_set) == 1
+    # The same eval loss on 8 devices (sharded) and on the 1-device restore.
+    graphdef = nnx.split(WanDiT(MODEL, rngs=nnx.Rngs(0)))[0]
+    k = jax.random.split(jax.random.key(3), 2)
+    batch = {"latents": jax.random.normal(k[0], (2, 2, 4, 4, 16)), "context": jax.random.normal(k[1], (2, 3, 24))}
+    mcfg = MeshConfig(data=1, fsdp=2, ring=2, tensor=2)
+    eval8 = eval_loss_fn(graphdef, Config(model=MODEL, mesh=mcfg), AttnSpec.from_config(mcfg, mesh8))
+    eval1 = eval_loss_fn(graphdef, Config(model=MODEL), AttnSpec())
+    a, b = float(eval8(sharded.params, batch)), float(eval1(restored.params, batch))
+    assert abs(a - b) <= 1e-5 * abs(b)
 
 
 def _step_files(root: Path, step: int) -> list[Path]:

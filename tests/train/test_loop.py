@@ -32,7 +32,8 @@ def _rows(workdir):
 
 
 def test_loss_falls_on_brushsprites(tmp_path):
-    cfg = load_config(TINY, _overrides(tmp_path, "train.steps=60", "train.eval_every=30"))
+    sample = ["train.sample_every=60", "sample.frames=9", "sample.height=32", "sample.width=32", "sample.steps=2"]
+    cfg = load_config(TINY, _overrides(tmp_path, "train.steps=60", "train.eval_every=30", *sample))
     summary = train(cfg, progress=False)
     (first_step, first), (last_step, last) = summary["eval_loss"][0], summary["eval_loss"][-1]
     assert (first_step, last_step) == (1, 60)
@@ -42,6 +43,7 @@ def test_loss_falls_on_brushsprites(tmp_path):
     assert {"loss", "lr", "grad_norm", "steps_per_s", "tokens_per_s"} <= rows[-1].keys()
     assert (tmp_path / "run" / "export" / "dit.safetensors").is_file()
     assert list((tmp_path / "run" / "tensorboard").iterdir())
+    assert np.load(tmp_path / "run" / "samples" / "step_0000060" / "sample.npz")["frames"].shape == (9, 32, 32, 3)
 
 
 def _cli(tmp_path, *extra):

@@ -66,15 +66,6 @@ def check_divisible(what: str, size: int, mesh: Mesh, axes: str | Sequence[str] 
         )
 
 
-def check_ring(segments: int, ring: int) -> None:
-    """Raise unless the ring size divides the segment count (each ring shard = whole segments)."""
-    if segments % ring:
-        raise WanjaxError(
-            f"mesh.ring={ring} does not divide the {segments} attention segments "
-            f"(latent frames / mesh.segment_frames); ring sizes that work: {_divisors(segments)}"
-        )
-
-
 def mesh_shape(cfg: MeshConfig, num_devices: int, num_slices: int = 1) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Resolve -1 sizes: (ICI sizes per slice, DCN sizes across slices), each ordered like AXES."""
     dcn = _fill("dcn_", [getattr(cfg, f"dcn_{a}") for a in AXES], num_slices, num_devices)

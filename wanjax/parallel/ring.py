@@ -31,7 +31,7 @@ from wanjax.model.attention import (
     tile_scores,
 )
 from wanjax.parallel import pallas
-from wanjax.parallel.mesh import AXES, check_divisible, check_ring, logical_to_spec
+from wanjax.parallel.mesh import AXES, check_divisible, logical_to_spec
 
 RING = AXES[2]
 BLOCK_SIZE = 512
@@ -47,18 +47,25 @@ class Masking:
     window: int | None
     segment_frames: int
     sink_frames: int  # keys of these frames are left out here: the sink pass attends them
+    frames: int | None = None  # frames from here on are the ring's end padding: hidden keys, unused queries
+
+    def _keep(self, k_frame: jax.Array) -> jax.Array:
+        keep = k_frame >= self.sink_frames
+        return keep if self.frames is None else keep & (k_frame < self.frames)
 
     def visible(self, q_frame: jax.Array, k_frame: jax.Array) -> jax.Array:
         """[Lq, Lk] boolean from q_frame [Lq, 1] and k_frame [1, Lk] (2-d, as Pallas TPU kernels want them)."""
         sf = self.segment_frames
-        return segment_visible(q_frame // sf, k_frame // sf, self.mask, self.window) & (k_frame >= self.sink_frames)
+        return segment_visible(q_frame // sf, k_frame // sf, self.mask, self.window) & self._keep(k_frame)
 
     def may_see(self, q_frame: jax.Array, k_frame: jax.Array) -> jax.Array:
         """Scalar: can any query of this tile see any key of that tile? (False means the pair is skipped.)"""
-        q_seg, k_seg, keep = q_frame // self.segment_frames, k_frame // self.segment_frames, k_frame >= self.sink_frames
+        q_seg, k_seg, keep = q_frame // self.segment_frames, k_frame // self.segment_frames, self._keep(k_frame)
         k_lo = jnp.min(jnp.where(keep, k_seg, jnp.iinfo(k_seg.dtype).max))
         k_hi = jnp.max(jnp.where(keep, k_seg, -1))
-        return jnp.any(keep) & segment_ranges_visible(q_seg.min(), q_seg.max(), k_lo, k_hi, self.mask, self.window)
+        # A tile of padded queries only is skipped too: its rows are cut off, so nothing reads them.
+        see = jnp.any(keep) & segment_ranges_visible(q_seg.min(), q_seg.max(), k_lo, k_hi, self.mask, self.window)
+        return see if self.frames is None else see & (q_frame.min() < self.frames)
 
 
 SINK = Masking("full", None, 1, 0)  # sink keys are visible to every query
@@ -287,12 +294,13 @@ def _plan(
     unit: int,
     block_size: int,
     kernel: str,
+    frames: int | None = None,
 ) -> tuple[Plan, int]:
     """The plan and the sink length in tokens; `unit` = tokens of one contiguous run a tile must not cross."""
     if kernel not in KERNELS:
         raise WanjaxError(f"attention kernel={kernel!r} is not one of {', '.join(KERNELS)}")
     sink = sink_frames * tokens_per_frame if mask != "full" else 0  # under 'full' a sink adds nothing
-    masking = Masking(mask, window, segment_frames, sink_frames if sink else 0)
+    masking = Masking(mask, window, segment_frames, sink_frames if sink else 0, frames)
     return Plan(masking, axis, size, _tile(unit, block_size), _tile(sink, block_size), kernel), sink
 
 
@@ -352,15 +360,15 @@ def ring_attention(
     frames = check_attention_args(L, tokens_per_frame, segment_frames, mask, window)
     if RING not in mesh.shape:
         raise WanjaxError(f"attention impl='ring' needs a mesh with a {RING!r} axis; got axes {mesh.axis_names}")
-    if frames % segment_frames:
-        raise WanjaxError(
-            f"ring attention: {frames} latent frames are not whole segments of segment_frames={segment_frames}"
-        )
     R = mesh.shape[RING]
-    check_ring(frames // segment_frames, R)
     check_divisible("attention batch", B, mesh, AXES[:2])
     check_divisible("attention heads", N, mesh, AXES[3])
-    local = L // R
+    # Each device holds whole segments, so a frame count the ring cannot split (241 is prime) is padded at
+    # the end to R·segment_frames. Masking.frames hides the padded keys: under a causal or window mask no
+    # real query could see them anyway, under 'full' all could. The padded queries' rows are cut off.
+    pad = -frames % (R * segment_frames) * tokens_per_frame
+    q, k, v = (jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))) for x in (q, k, v))
+    local = (L + pad) // R
     # Zigzag (Brandon et al. 2023, "Striped Attention"; Llama 3 context parallelism): cut the sequence into
     # 2R chunks and give device i chunks i and 2R-1-i, so under a causal (or window) mask every device
     # holds one early and one late chunk and skips the same number of tile pairs; contiguous placement
@@ -370,7 +378,8 @@ def ring_attention(
     zigzag = (mask != "full" and R > 1) if zigzag is None else zigzag
     zigzag = zigzag and local % 2 == 0
     unit = local // 2 if zigzag else local
-    plan, sink = _plan(tokens_per_frame, segment_frames, mask, window, sink_frames, RING, R, unit, block_size, kernel)
+    args = (tokens_per_frame, segment_frames, mask, window, sink_frames, RING, R, unit, block_size, kernel)
+    plan, sink = _plan(*args, frames if pad else None)
 
     def per_device(q, k, v, *sink_kv):
         i = lax.axis_index(RING)
@@ -392,7 +401,8 @@ def ring_attention(
     fn = jax.shard_map(
         per_device, mesh=mesh, in_specs=(spec,) * 3 + (sink_spec,) * (2 if sink else 0), out_specs=out_specs
     )
-    return fn(q, k, v, *((k[:, :sink], v[:, :sink]) if sink else ()))
+    out = fn(q, k, v, *((k[:, :sink], v[:, :sink]) if sink else ()))
+    return (out[0][:, :L], out[1]) if with_work else out[:, :L]
 
 
 def _owner(chunk: int, R: int) -> int:

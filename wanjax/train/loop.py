@@ -122,7 +122,8 @@ def train(
         for step in range(start, tcfg.steps):
             state, metrics = step_fn(state, jax.device_put(batch, s_batch))
             n = step + 1
-            saving = n % tcfg.checkpoint_every == 0 or n == tcfg.steps or stop.requested
+            stopping = stop.requested  # read once: a later signal is handled at the end of the next step
+            saving = n % tcfg.checkpoint_every == 0 or n == tcfg.steps or stopping
             row = {}
             if n % tcfg.log_every == 0 or saving:
                 row = {k: float(v) for k, v in metrics.items()}
@@ -143,10 +144,12 @@ def train(
                 summary["eval_loss"].append((n, row["eval_loss"]))
             if row:
                 log.log(n, row)
+            if tcfg.sample_every and n % tcfg.sample_every == 0:
+                _sample(cfg, graphdef, state, vae, f"{workdir}/samples/step_{n:07d}")
             if saving:
-                ckpt.save(n, state, train_iter, meta={"loss": row["loss"]}, force=stop.requested)
+                ckpt.save(n, state, train_iter, meta={"loss": row["loss"]}, force=stopping)
             log.advance()
-            if stop.requested:
+            if stopping:
                 summary["status"] = "preempted"
                 break
             if n < tcfg.steps:
@@ -160,6 +163,18 @@ def train(
         log.close()
         ckpt.close()
     return summary
+
+
+def _sample(cfg: Config, graphdef, state, vae: WanVAE, out: str) -> None:
+    """A progress video from the EMA weights with the config's sample settings (text-free, seed 0)."""
+    from wanjax.io.export import write_sample
+    from wanjax.sample import generate
+
+    if jax.process_index() != 0:
+        return
+    context = jnp.zeros((1, 1, cfg.model.text_dim), jnp.float32)
+    frames, latents = generate(nnx.merge(graphdef, jax.device_get(state.ema)), vae, cfg, 0, context)
+    write_sample(out, frames, fps=cfg.sample.fps, meta={"step": int(state.step)}, latents=latents)
 
 
 def _export(cfg: Config, graphdef, state, vae: WanVAE, folder: str) -> None:
