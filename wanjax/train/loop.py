@@ -66,6 +66,12 @@ def eval_loss_fn(graphdef, cfg: Config, attn: AttnSpec) -> Callable:
     return jax.jit(run)
 
 
+def to_global(batch: dict, shardings: dict) -> dict:
+    """This process's share of a batch -> global arrays over the mesh (on a pod each host reads its own
+    examples; on one host this is a plain device_put)."""
+    return {k: jax.make_array_from_process_local_data(shardings[k], np.asarray(v)) for k, v in batch.items()}
+
+
 def make_encoder(cfg: Config, vae: WanVAE) -> Callable[[dict], dict]:
     """Host batch -> model batch {"latents", "context"}: a procedural {"video": [B, T, H, W, 3] in [-1, 1]} is
     encoded by the frozen VAE; cached real video ({"latents", "context"}, data/tfds) passes through."""
@@ -120,7 +126,7 @@ def train(
     batch, t_last, n_last = first, time.perf_counter(), start
     try:
         for step in range(start, tcfg.steps):
-            state, metrics = step_fn(state, jax.device_put(batch, s_batch))
+            state, metrics = step_fn(state, to_global(batch, s_batch))
             n = step + 1
             stopping = stop.requested  # read once: a later signal is handled at the end of the next step
             saving = n % tcfg.checkpoint_every == 0 or n == tcfg.steps or stopping
@@ -140,7 +146,7 @@ def train(
                     row["mfu"] = rate * flops / peak
                 t_last, n_last = time.perf_counter(), n
             if n % tcfg.eval_every == 0 or n == tcfg.steps or n == 1:
-                row["eval_loss"] = float(eval_fn(state.params, jax.device_put(eval_batch, s_batch)))
+                row["eval_loss"] = float(eval_fn(state.params, to_global(eval_batch, s_batch)))
                 summary["eval_loss"].append((n, row["eval_loss"]))
             if row:
                 log.log(n, row)
