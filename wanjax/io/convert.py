@@ -242,3 +242,18 @@ def load_flat_params(module, arrays: dict[str, np.ndarray]) -> None:
     flat = nnx.to_flat_state(nnx.state(module, nnx.Param))
     new = [(p, v.replace(jnp.asarray(arrays["/".join(map(str, p))], dtype=v.get_value().dtype))) for p, v in flat]
     nnx.update(module, nnx.from_flat_state(new))
+
+
+def load_reference(make_module: Callable, tensors: dict[str, np.ndarray], table: list[Rule], what: str):
+    """Build `make_module()` abstractly (no random init of a big model) and fill it from reference tensors."""
+    from flax import nnx
+
+    module = nnx.eval_shape(make_module)
+    expected = {k: v.shape for k, v in flat_params(module).items()}
+    load_flat_params(module, to_ours(tensors, table, expected, what))
+    return module
+
+
+def reference_tensors(module, table: list[Rule]) -> dict[str, np.ndarray]:
+    """A module's parameters as reference-layout tensors (the inverse of `load_reference`)."""
+    return to_ref({k: np.asarray(v) for k, v in flat_params(module).items()}, table)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from flax import nnx
 
 from wanjax.config import ModelConfig
@@ -14,11 +13,9 @@ from wanjax.io.convert import (
     LINEAR,
     Rule,
     Transform,
-    flat_params,
-    load_flat_params,
+    load_reference,
     read_folder,
-    to_ours,
-    to_ref,
+    reference_tensors,
     write_folder,
 )
 from wanjax.model.dit import WanDiT
@@ -117,13 +114,11 @@ def load_dit(folder: str | Path, **overrides) -> WanDiT:
     """A diffusers-layout Wan transformer folder -> WanDiT (config read from the folder; `overrides` e.g. dtype)."""
     config, tensors = read_folder(folder)
     cfg = model_config_from_diffusers(config, **overrides)
-    dit = nnx.eval_shape(lambda: WanDiT(cfg, rngs=nnx.Rngs(0)))  # no random init of a 14B model
-    expected = {k: v.shape for k, v in flat_params(dit).items()}
-    load_flat_params(dit, to_ours(tensors, dit_table(cfg), expected, f"transformer folder {folder}"))
-    return dit
+    return load_reference(
+        lambda: WanDiT(cfg, rngs=nnx.Rngs(0)), tensors, dit_table(cfg), f"transformer folder {folder}"
+    )
 
 
 def save_dit(dit: WanDiT, folder: str | Path, shard_bytes: int = 5 << 30) -> None:
     """WanDiT -> diffusers-layout folder (config.json + safetensors, sharded past `shard_bytes`)."""
-    tensors = to_ref({k: np.asarray(v) for k, v in flat_params(dit).items()}, dit_table(dit.cfg))
-    write_folder(folder, model_config_to_diffusers(dit.cfg), tensors, shard_bytes)
+    write_folder(folder, model_config_to_diffusers(dit.cfg), reference_tensors(dit, dit_table(dit.cfg)), shard_bytes)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from flax import nnx
 
 from wanjax.config import VAEConfig
@@ -18,11 +17,9 @@ from wanjax.io.convert import (
     CONV3D,
     Rule,
     Transform,
-    flat_params,
-    load_flat_params,
+    load_reference,
     read_folder,
-    to_ours,
-    to_ref,
+    reference_tensors,
     write_folder,
 )
 from wanjax.model.vae import WanVAE
@@ -131,13 +128,9 @@ def load_vae(folder: str | Path, **overrides) -> WanVAE:
     """A diffusers-layout `AutoencoderKLWan` folder -> WanVAE (config read from the folder; `overrides` e.g. dtype)."""
     config, tensors = read_folder(folder)
     cfg = vae_config_from_diffusers(config, **overrides)
-    vae = nnx.eval_shape(lambda: WanVAE(cfg, rngs=nnx.Rngs(0)))  # shapes only: arrays come from the file
-    expected = {k: v.shape for k, v in flat_params(vae).items()}
-    load_flat_params(vae, to_ours(tensors, vae_table(), expected, f"VAE folder {folder}"))
-    return vae
+    return load_reference(lambda: WanVAE(cfg, rngs=nnx.Rngs(0)), tensors, vae_table(), f"VAE folder {folder}")
 
 
 def save_vae(vae: WanVAE, folder: str | Path) -> None:
     """WanVAE -> diffusers-layout folder (config.json + diffusion_pytorch_model.safetensors)."""
-    tensors = to_ref({k: np.asarray(v) for k, v in flat_params(vae).items()}, vae_table())
-    write_folder(folder, vae_config_to_diffusers(vae.cfg), tensors)
+    write_folder(folder, vae_config_to_diffusers(vae.cfg), reference_tensors(vae, vae_table()))
