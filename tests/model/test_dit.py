@@ -34,7 +34,7 @@ def test_per_frame_timesteps_all_equal_is_exactly_scalar_timesteps(dit):
     np.testing.assert_array_equal(np.asarray(per_frame), np.asarray(scalar))
 
 
-def test_per_frame_timesteps_change_only_their_frame_modulation(dit):
+def test_a_per_frame_timestep_is_used(dit):
     """Changing frame 2's timestep changes the output (a real per-frame input, not ignored)."""
     x, ctx = _inputs()
     t = jnp.array([[500.0, 500.0, 500.0], [500.0, 500.0, 500.0]])
