@@ -1,5 +1,6 @@
 """wanjax: Wan-architecture video diffusion transformers in JAX / Flax NNX (see DESIGN.md, Public API)."""
 
+from wanjax import motion
 from wanjax.config import Config, load_config
 from wanjax.errors import WanjaxError
 from wanjax.io.dit_params import load_dit, save_dit
@@ -19,6 +20,7 @@ __all__ = [
     "load_dit",
     "load_vae",
     "make_mesh",
+    "motion",
     "save_dit",
     "save_vae",
 ]

@@ -40,6 +40,16 @@ class ModelConfig:
     dtype: str = "float32"  # compute dtype
     param_dtype: str = "float32"
     remat: str = "none"  # none | full | dots: what the scanned blocks save for backward
+    # Motion brushes (wanjax.motion.embed): none | splat (sparse trajectory embeddings) | latent_copy (Wan-Move
+    # baseline: the first-frame latent copied along each track). Added through a zero-initialised projection.
+    motion: str = "none"
+    # Image-to-video: each latent frame's patch also sees latent frame 0 (the clean image), channel-concatenated
+    # (Wan2.1-I2V's input concat, here inside the DiT): copying what does not move becomes a per-token map.
+    first_frame_concat: bool = False
+    motion_dim: int = 16  # channels of a track's embedding
+    motion_subframes: int = 4  # video frames per latent frame (the VAE's temporal stride): one splat each
+    motion_sigma: float = 0.7  # splat Gaussian radius in latent cells (>= 0.7: position bias of the sampled
+    # Gaussian < 1e-3 cell, so the map encodes sub-cell positions faithfully)
 
     @property
     def head_dim(self) -> int:
@@ -53,6 +63,7 @@ class ModelConfig:
         _choice("model.remat", self.remat, ("none", "full", "dots"))
         _choice("model.dtype", self.dtype, ("float32", "bfloat16", "float16"))
         _choice("model.param_dtype", self.param_dtype, ("float32", "bfloat16"))
+        _choice("model.motion", self.motion, ("none", "splat", "latent_copy"))
 
     @classmethod
     def wan21_t2v_1_3b(cls) -> ModelConfig:
@@ -69,8 +80,14 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class VAEConfig:
-    """Wan2.1 causal 3D VAE (diffusers `AutoencoderKLWan` fields). Stride 4x8x8 for three downsamples."""
+    """Wan2.1 causal 3D VAE (diffusers `AutoencoderKLWan` fields). Stride 4x8x8 for three downsamples.
 
+    kind "pixel" is the exact, parameter-free pixel codec of the toy models (wanjax.model.pixel): stride
+    4 x pixel_size x pixel_size, z_dim = 4 * 3 * pixel_size**2.
+    """
+
+    kind: str = "wan"  # wan | pixel
+    pixel_size: int = 4
     base_dim: int = 96
     z_dim: int = 16
     dim_mult: tuple[int, ...] = (1, 2, 4, 4)
@@ -89,13 +106,21 @@ class VAEConfig:
 
     @property
     def temporal_stride(self) -> int:
-        return 2 ** sum(self.temperal_downsample)
+        return 4 if self.kind == "pixel" else 2 ** sum(self.temperal_downsample)
 
     @property
     def spatial_stride(self) -> int:
-        return 2 ** (len(self.dim_mult) - 1)
+        return self.pixel_size if self.kind == "pixel" else 2 ** (len(self.dim_mult) - 1)
 
     def validate(self) -> None:
+        _choice("vae.kind", self.kind, ("wan", "pixel"))
+        if self.kind == "pixel":
+            if self.z_dim != 12 * self.pixel_size**2:
+                raise WanjaxError(
+                    f"vae.z_dim={self.z_dim}: the pixel codec with pixel_size={self.pixel_size} has "
+                    f"z_dim = 4 * 3 * pixel_size**2 = {12 * self.pixel_size**2}"
+                )
+            return
         if len(self.latents_mean) != self.z_dim or len(self.latents_std) != self.z_dim:
             raise WanjaxError(f"vae.latents_mean/latents_std need z_dim={self.z_dim} values each")
         if len(self.temperal_downsample) != len(self.dim_mult) - 1:
@@ -108,6 +133,10 @@ class VAEConfig:
     @classmethod
     def tiny(cls) -> VAEConfig:
         return cls(base_dim=8, dim_mult=(1, 2, 2, 2), num_res_blocks=1)
+
+    @classmethod
+    def pixel(cls) -> VAEConfig:
+        return cls(kind="pixel", pixel_size=4, z_dim=192)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +179,9 @@ class TrainConfig:
     timestep_sampling: str = "logit_normal"  # uniform | logit_normal (SD3/Wan), then shifted
     shift: float = 1.0  # training sigma shift (sigma' = shift s / (1 + (shift - 1) s))
     per_segment_prob: float = 0.0  # diffusion forcing: P(independent noise level per segment) per example
+    cond_frames: int = 0  # leading latent frames given clean (timestep 0, no loss): 1 = image-to-video
+    motion_dropout: float = 0.1  # P(an example's brushes are dropped): the unconditional branch of motion CFG
+    max_tracks: int = 256  # track points per clip compiled from its brushes (static shape)
     ema_decay: float = 0.999
     checkpoint_every: int = 500
     keep: int = 3
@@ -164,8 +196,9 @@ class TrainConfig:
         _choice("train.timestep_sampling", self.timestep_sampling, ("uniform", "logit_normal"))
         if self.grad_accum < 1:
             raise WanjaxError(f"train.grad_accum={self.grad_accum}: must be >= 1")
-        if not 0.0 <= self.per_segment_prob <= 1.0:
-            raise WanjaxError(f"train.per_segment_prob={self.per_segment_prob}: a probability in [0, 1]")
+        for key in ("per_segment_prob", "motion_dropout"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise WanjaxError(f"train.{key}={getattr(self, key)}: a probability in [0, 1]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,11 +215,19 @@ class SampleConfig:
     overlap: int = 5
     guidance_text: float = 5.0
     guidance_motion: float = 1.0
+    motion_strength: float = 1.0  # scales the brushes' contribution to the patch tokens
+    apply_steps: tuple[int, int] | None = None  # motion only in sampler steps [a, b); None = every step
+    max_tracks: int = 256  # track points compiled from a brush file (static shape)
     fps: int = 16
     seed: int = 0
 
     def validate(self) -> None:
         check_frame_count(self.frames, "sample.frames")
+        if self.apply_steps is not None and not 0 <= self.apply_steps[0] <= self.apply_steps[1] <= self.steps:
+            raise WanjaxError(
+                f"sample.apply_steps={list(self.apply_steps)}: need 0 <= a <= b <= sample.steps={self.steps} "
+                f"(e.g. [0, {self.steps // 2}])"
+            )
         _choice("sample.solver", self.solver, ("euler", "unipc"))
         _choice("sample.schedule", self.schedule, ("synchronous", "pyramid", "chained"))
 
@@ -229,7 +270,7 @@ PRESETS = {
         "wan2.1-t2v-14b": ModelConfig.wan21_t2v_14b,
         "tiny": ModelConfig.tiny,
     },
-    "vae": {"wan2.1": VAEConfig.wan21, "tiny": VAEConfig.tiny},
+    "vae": {"wan2.1": VAEConfig.wan21, "tiny": VAEConfig.tiny, "pixel": VAEConfig.pixel},
 }
 
 

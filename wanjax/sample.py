@@ -16,11 +16,12 @@ from flax import nnx
 
 from wanjax.config import Config, SampleConfig, check_frame_count, config_to_dict, load_config
 from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS, sampling_sigmas
-from wanjax.diffusion.samplers import sample
+from wanjax.diffusion.samplers import guidance_weights, sample
 from wanjax.errors import WanjaxError
 from wanjax.io.export import to_uint8, write_sample
 from wanjax.model.dit import WanDiT
-from wanjax.model.vae import WanVAE
+from wanjax.model.pixel import make_vae
+from wanjax.motion.embed import Motion, motion_input
 
 DEMO_CHECKPOINT = Path(__file__).parent / "assets" / "demo"
 
@@ -39,20 +40,72 @@ def latent_shape(scfg: SampleConfig, cfg: Config) -> tuple[int, int, int, int]:
     return (scfg.frames - 1) // ts + 1, scfg.height // ss, scfg.width // ss, cfg.model.in_channels
 
 
-def generate(dit: WanDiT, vae: WanVAE, cfg: Config, seed: int, context: jax.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Synchronous flow-matching sampling. context [1, M, text_dim] -> (frames uint8 [T, H, W, 3], latents)."""
+def generate(
+    dit: WanDiT,
+    vae: nnx.Module,
+    cfg: Config,
+    seed: int,
+    context: jax.Array,
+    *,
+    image: np.ndarray | None = None,
+    motion: Motion | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Synchronous flow-matching sampling of B videos -> (frames uint8 [B, T, H, W, 3], latents [B, F, h, w, C]).
+
+    context [B, M, text_dim] (zeros: no text). image uint8 [B, H, W, 3]: image-to-video, latent frame 0 is the
+    image's latent, clean (sigma 0) at every step. motion: brush tracks of the B videos, injected in sampler steps
+    sample.apply_steps with sample.motion_strength and guided with sample.guidance_motion (text guidance only
+    applies with text, i.e. a non-zero context)."""
     scfg = cfg.sample
     shape = latent_shape(scfg, cfg)
-    noise = jax.random.normal(jax.random.key(seed), (1, *shape), jnp.float32)
+    B = context.shape[0]
+    x = jax.random.normal(jax.random.key(seed), (B, *shape), jnp.float32)
     sigmas = np.repeat(sampling_sigmas(scfg.steps, scfg.shift)[:, None], shape[0], axis=1)  # [steps + 1, F]
+    if image is not None:
+        first = vae.encode(jnp.asarray(image, jnp.float32)[:, None] / 127.5 - 1.0)  # [B, 1, h, w, C]
+        x = x.at[:, 0].set(first[:, 0])
+        sigmas[:, 0] = 0.0
+    has_text = bool(np.any(np.asarray(context)))
+    branches = guidance_weights(has_text, motion is not None, scfg.guidance_text, scfg.guidance_motion)
+    a, b = scfg.apply_steps or (0, scfg.steps)
+    if motion is not None:
+        motion = jax.tree.map(jnp.asarray, motion.replace(strength=np.full(B, scfg.motion_strength, np.float32)))
     graphdef, params = nnx.split(dit)
 
-    def velocity(params, x, sigma):
-        return nnx.merge(graphdef, params)(x, sigma[None] * NUM_TRAIN_TIMESTEPS, context)
+    def velocity(params, x, sigma, step):
+        on = (step >= a) & (step < b)
+        ctx = jnp.concatenate([context if text else jnp.zeros_like(context) for text, _, _ in branches])
+        m = None
+        if motion is not None:
+            m = jax.tree.map(lambda *v: jnp.concatenate(v), *[motion.dropped(~(on & use)) for _, use, _ in branches])
+        t = jnp.broadcast_to(sigma * NUM_TRAIN_TIMESTEPS, (len(branches) * B, sigma.shape[0]))
+        v = nnx.merge(graphdef, params)(jnp.concatenate([x] * len(branches)), t, ctx, m)
+        return sum(w * v[i * B : (i + 1) * B] for i, (_, _, w) in enumerate(branches))
 
-    latents = sample(velocity, params, noise, sigmas)
+    latents = sample(velocity, params, x, sigmas, progress)
     video = vae.decode(latents)
-    return to_uint8(video[0]), np.asarray(latents[0])
+    return np.stack([to_uint8(v) for v in video]), np.asarray(latents)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """A first frame from an image file -> uint8 [H, W, 3] (grey is repeated, alpha dropped)."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    if not path.is_file():
+        raise WanjaxError(f"--image {path} not found; give a PNG/JPEG first frame")
+    try:
+        img = np.asarray(iio.imread(path))
+    except Exception as e:  # imageio raises several unrelated types for unreadable files
+        raise WanjaxError(f"--image {path} is not a readable image ({e})") from None
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    if img.ndim != 3 or img.shape[-1] not in (3, 4):
+        raise WanjaxError(f"--image {path} has shape {img.shape}; expected an RGB(A) or grey image")
+    if img.dtype != np.uint8:
+        raise WanjaxError(f"--image {path} is {img.dtype}; save it as 8-bit RGB")
+    return img[..., :3]
 
 
 def run_sample(
@@ -62,39 +115,87 @@ def run_sample(
     ckpt: str | Path | None = None,
     seed: int | None = None,
     prompt: str | None = None,
-    image: str | None = None,
-    brush: str | None = None,
+    image: str | Path | None = None,
+    brush: str | Path | dict | None = None,
     overrides: list[str] = (),
     name: str = "sample",
 ) -> dict[str, Path]:
-    """Load, generate, write OUT/NAME.{mp4,gif,png,npz,json}. Without a checkpoint: random weights, seed 0."""
-    if image is not None or brush is not None:
-        raise WanjaxError("--image/--brush need the image-to-video brush model, which arrives with issue #6")
+    """Load, generate, write OUT/NAME.{mp4,gif,png,npz,json} (+ NAME_overlay.{png,gif,mp4} with brushes).
+
+    image: first frame (image-to-video); its size sets sample.height/width. brush: a brush file painted on it; its
+    frame count sets sample.frames. An explicit sample.* override that contradicts either is an error. Without a
+    checkpoint (none given, none bundled): random weights."""
     if prompt:
         raise WanjaxError("this model has no text encoder yet (issue #8); sample without --prompt")
+    if brush is not None and image is None:
+        raise WanjaxError("--brush needs --image: brushes are painted on the first frame the video starts from")
     cfg = load_config(config, overrides)
+    explicit = {o.split("=", 1)[0].strip() for o in overrides}
+    first = read_image(image) if image is not None else None
+    brushes = None
+    if first is not None:
+        cfg = _fit(cfg, explicit, {"height": first.shape[0], "width": first.shape[1]}, f"--image {image}")
+    if brush is not None:
+        from wanjax.motion import load_brushes
+
+        brushes = load_brushes(brush, size=(first.shape[1], first.shape[0]))
+        cfg = _fit(cfg, explicit, {"frames": brushes["frames"]}, f"--brush {brush}")
     ckpt = Path(ckpt) if ckpt is not None else (DEMO_CHECKPOINT if DEMO_CHECKPOINT.is_dir() else None)
     t0 = time.perf_counter()
     if ckpt is None:
-        dit, vae = WanDiT(cfg.model, rngs=nnx.Rngs(0)), WanVAE(cfg.vae, rngs=nnx.Rngs(1))
+        dit, vae = WanDiT(cfg.model, rngs=nnx.Rngs(0)), make_vae(cfg.vae, nnx.Rngs(1))
     else:
         from wanjax.io.weights import load_checkpoint
 
         ckpt_cfg, dit, vae = load_checkpoint(ckpt)  # the checkpoint's architecture wins over CONFIG's
         cfg = dataclasses.replace(cfg, model=ckpt_cfg.model, vae=ckpt_cfg.vae)
+    if brushes is not None and cfg.model.motion == "none":
+        raise WanjaxError(
+            f"--brush: the model ({ckpt or 'random init'}) has no motion input (model.motion=none); use a brush "
+            "model, e.g. the bundled one: wanjax sample configs/brushsprites.yaml --image ... --brush ..."
+        )
     seed = cfg.sample.seed if seed is None else seed
     t_load = time.perf_counter()
     context = jnp.zeros((1, 1, cfg.model.text_dim), jnp.float32)  # text-free until a text encoder lands
-    frames, latents = generate(dit, vae, cfg, seed, context)
+    tracks, motion = None, None
+    if brushes is not None:
+        from wanjax.motion import compile_brushes
+
+        tracks = compile_brushes(brushes, max_tracks=cfg.sample.max_tracks)
+        motion = motion_input([tracks], cfg.vae)
+    frames, latents = generate(
+        dit, vae, cfg, seed, context, image=None if first is None else first[None], motion=motion
+    )
+    frames, latents = frames[0], latents[0]
     t_done = time.perf_counter()
     meta = {
         "config": config_to_dict(cfg),
         "checkpoint": str(ckpt) if ckpt else "random init (no checkpoint)",
         "seed": seed,
         "prompt": prompt,
-        "brushes": None,
+        "image": None if image is None else str(image),
+        "brushes": brushes,
         "frames": list(frames.shape),
         "timings_s": {"load": round(t_load - t0, 3), "generate": round(t_done - t_load, 3)},
         "devices": [str(d) for d in jax.devices()],
     }
-    return write_sample(out, frames, fps=cfg.sample.fps, meta=meta, latents=latents, name=name)
+    extras = None
+    if tracks is not None:
+        from wanjax.motion.draw import overlay_brushes, overlay_video
+
+        extras = {"overlay.png": overlay_brushes(first, brushes, tracks)}
+        video = overlay_video(frames, tracks)
+        extras |= {"overlay.gif": video, "overlay.mp4": video}
+    return write_sample(out, frames, fps=cfg.sample.fps, meta=meta, latents=latents, name=name, extras=extras)
+
+
+def _fit(cfg: Config, explicit: set[str], values: dict[str, int], source: str) -> Config:
+    """Sample settings taken from the inputs (image size, brush frame count), unless overridden differently."""
+    for key, value in values.items():
+        if f"sample.{key}" in explicit and getattr(cfg.sample, key) != value:
+            raise WanjaxError(
+                f"sample.{key}={getattr(cfg.sample, key)} contradicts {source} ({key} {value}); drop the override "
+                f"or use an input of that {key}"
+            )
+    cfg = dataclasses.replace(cfg, sample=dataclasses.replace(cfg.sample, **values))
+    return cfg.validate()

@@ -103,3 +103,16 @@ def test_silently_corrupted_values_are_rejected_by_the_fingerprint(tmp_path):
 def test_no_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(WanjaxError, match="no checkpoint in"):
         Checkpointer(tmp_path / "empty", keep=1).restore(abstract_like(_state()))
+
+
+def test_relative_directory_saves_and_restores(tmp_path, monkeypatch):
+    """train.workdir=runs/NAME (relative, as in the shipped configs) works: Orbax itself needs absolute paths."""
+    monkeypatch.chdir(tmp_path)
+    state = _state()
+    ckpt = Checkpointer("runs/rel/checkpoints", keep=1)
+    ckpt.save(3, state)
+    ckpt.wait()
+    assert (tmp_path / "runs/rel/checkpoints/3").is_dir()
+    step, restored, _ = Checkpointer("runs/rel/checkpoints", keep=1).restore(abstract_like(state))
+    assert step == 3
+    _equal(restored, state)

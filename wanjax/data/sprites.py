@@ -25,46 +25,15 @@ import numpy as np
 
 from wanjax.config import check_frame_count
 from wanjax.errors import WanjaxError
+from wanjax.motion.tracks import camera_offsets, path_offsets, sway_offsets
 
 FPS = 16
 SHAPES = ("disc", "square", "triangle")
-EASINGS = ("linear", "ease-in-out")
+SPRITE_EASINGS = ("linear", "ease-in-out")  # drawn by BrushSprites; adding easings would change every clip
 # Six hues 60° apart at full saturation: any two sprites are told apart by the direction of their chroma.
 PALETTE = np.array(
     [[230, 40, 40], [225, 215, 35], [40, 200, 60], [40, 200, 215], [50, 80, 235], [215, 50, 215]], np.uint8
 )
-
-
-def ease(u: np.ndarray, easing: str) -> np.ndarray:
-    """Fraction of a path's arc length covered at clip fraction u in [0, 1]: linear u, ease-in-out (1 - cos πu)/2."""
-    if easing == "linear":
-        return u
-    if easing == "ease-in-out":
-        return (1.0 - np.cos(np.pi * u)) / 2.0
-    raise WanjaxError(f"easing={easing!r} is not one of {', '.join(EASINGS)}")
-
-
-def path_offsets(path: list, frames: int, easing: str = "linear", strength: float = 1.0) -> np.ndarray:
-    """Displacement [T, 2] of a `path` brush: strength · (P(ease(f / (T-1)) · L) - path[0]), where P(s) is the
-    point at arc length s along the polyline `path` [K, 2] and L its total length."""
-    p = np.asarray(path, np.float64)
-    cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))])
-    s = ease(np.arange(frames) / max(frames - 1, 1), easing) * cum[-1]
-    xy = np.stack([np.interp(s, cum, p[:, 0]), np.interp(s, cum, p[:, 1])], axis=-1)
-    return strength * (xy - p[0])
-
-
-def sway_offsets(direction: list, amplitude: float, period: float, phase: float, frames: int) -> np.ndarray:
-    """Displacement [T, 2] of a rigid `sway` brush: amplitude · (sin(2π f / period + phase) - sin(phase)) · d / |d|.
-    Generated phases are 0 or π, where sin(phase) = 0 and this is DESIGN.md's amplitude · sin(2π f / period + phase)."""
-    d = np.asarray(direction, np.float64)
-    wave = np.sin(2 * np.pi * np.arange(frames) / period + phase) - np.sin(phase)
-    return amplitude * wave[:, None] * (d / np.linalg.norm(d))
-
-
-def camera_offsets(pan: list, frames: int) -> np.ndarray:
-    """Displacement [T, 2] that a `camera` brush adds to every point: f · pan (zoom is always 1)."""
-    return np.arange(frames)[:, None] * np.asarray(pan, np.float64)
 
 
 def _polygon(shape: str, r: float) -> tuple[np.ndarray, float, np.ndarray]:
@@ -171,7 +140,7 @@ def _sprite_brush(rng, kind: str, shape: str, r: float, lo: np.ndarray, hi: np.n
             path = np.round(rng.uniform(lo, hi, (int(rng.integers(2, 4)), 2)), 2)
             if 8 * scale <= np.linalg.norm(np.diff(path, axis=0), axis=1).sum() <= 32 * scale:
                 break
-        easing = str(rng.choice(EASINGS))
+        easing = str(rng.choice(SPRITE_EASINGS))
         brush = {"mode": "path", "mask": _mask(shape, r, path[0]), "path": path.tolist(), "easing": easing}
         return brush | {"strength": 1.0}, path[0], path_offsets(path, frames, easing)
     if kind == "sway":

@@ -23,7 +23,7 @@ def to_uint8(video: np.ndarray) -> np.ndarray:
     return np.clip(np.round((np.asarray(video, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def _atomic(path: Path, write) -> Path:
+def atomic_write(path: Path, write) -> Path:
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # same suffix: imageio picks the format by it
     try:
         write(tmp)
@@ -42,36 +42,44 @@ def write_video(path: Path, frames: np.ndarray, fps: int) -> Path:
     if path.suffix == ".mp4":
         # yuv420p needs even sizes; macro_block_size=2 pads odd ones by a pixel instead of to 16.
         options = {"fps": fps, "codec": "libx264", "pixelformat": "yuv420p", "macro_block_size": 2}
-        return _atomic(path, lambda p: imageio.mimwrite(p, list(frames), **options))
+        return atomic_write(path, lambda p: imageio.mimwrite(p, list(frames), **options))
     if path.suffix == ".gif":
-        return _atomic(path, lambda p: imageio.mimwrite(p, list(frames), duration=1000 / fps, loop=0))
+        return atomic_write(path, lambda p: imageio.mimwrite(p, list(frames), duration=1000 / fps, loop=0))
     raise WanjaxError(f"{path}: unknown video format {path.suffix!r}; use .mp4 or .gif")
 
 
 def write_sample(
     out_dir: str | Path, frames: np.ndarray, *, fps: int, meta: dict, latents: np.ndarray | None = None,
-    name: str = "sample",
+    name: str = "sample", extras: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Path | str]:  # fmt: skip
     """Write NAME.{mp4,gif,png,npz,json} to `out_dir` (a folder or gs://BUCKET/PREFIX). frames uint8 [T, H, W, 3];
-    latents [F, h, w, C]. Returns the written paths (gs:// URLs for a bucket)."""
+    latents [F, h, w, C]; extras: more pictures as {"overlay.png": uint8 [H, W, 3], "overlay.mp4": [T, H, W, 3],
+    ...} written as NAME_overlay.png etc. Returns the written paths (gs:// URLs for a bucket)."""
     import imageio.v2 as imageio
 
     if str(out_dir).startswith("gs://"):  # before Path(), which would fold "gs://" into "gs:/"
         with tempfile.TemporaryDirectory(prefix="wanjax-sample-") as tmp:
-            local = write_sample(tmp, frames, fps=fps, meta=meta, latents=latents, name=name)
+            local = write_sample(tmp, frames, fps=fps, meta=meta, latents=latents, name=name, extras=extras)
             urls = export(tmp, str(out_dir))
         by_name = {url.rsplit("/", 1)[1]: url for url in urls}
         return {kind: by_name[path.name] for kind, path in local.items()}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arrays = {"frames": frames} if latents is None else {"frames": frames, "latents": np.asarray(latents)}
-    return {
+    paths = {
         "mp4": write_video(out / f"{name}.mp4", frames, fps),
         "gif": write_video(out / f"{name}.gif", frames, fps),
-        "png": _atomic(out / f"{name}.png", lambda p: imageio.imwrite(p, frames[0])),
-        "npz": _atomic(out / f"{name}.npz", lambda p: np.savez_compressed(p, **arrays)),
-        "json": _atomic(out / f"{name}.json", lambda p: p.write_text(json.dumps(meta, indent=2, default=str))),
+        "png": atomic_write(out / f"{name}.png", lambda p: imageio.imwrite(p, frames[0])),
+        "npz": atomic_write(out / f"{name}.npz", lambda p: np.savez_compressed(p, **arrays)),
+        "json": atomic_write(out / f"{name}.json", lambda p: p.write_text(json.dumps(meta, indent=2, default=str))),
     }
+    for key, picture in (extras or {}).items():
+        path = out / f"{name}_{key}"
+        if path.suffix == ".png":
+            paths[key] = atomic_write(path, lambda p, x=picture: imageio.imwrite(p, x))
+        else:
+            paths[key] = write_video(path, picture, fps)
+    return paths
 
 
 def export(src: str | Path, dst: str) -> list[str]:
@@ -88,4 +96,4 @@ def export(src: str | Path, dst: str) -> list[str]:
         return upload_files(files, str(dst))
     out = Path(dst)
     out.mkdir(parents=True, exist_ok=True)
-    return [str(_atomic(out / f.name, lambda p, f=f: shutil.copyfile(f, p))) for f in files]
+    return [str(atomic_write(out / f.name, lambda p, f=f: shutil.copyfile(f, p))) for f in files]

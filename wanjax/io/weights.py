@@ -20,7 +20,7 @@ from wanjax.io.convert import atomic_folder, check_params, flat_params, load_fla
 from wanjax.io.dit_params import load_dit, save_dit
 from wanjax.io.vae_params import load_vae, save_vae
 from wanjax.model.dit import WanDiT
-from wanjax.model.vae import WanVAE
+from wanjax.model.pixel import make_vae
 
 CONFIG, DIT, VAE = "config.yaml", "dit.safetensors", "vae.safetensors"
 
@@ -29,7 +29,7 @@ def is_diffusers_pipeline(folder: Path) -> bool:
     return (folder / "transformer" / "config.json").is_file() and (folder / "vae" / "config.json").is_file()
 
 
-def save_checkpoint(folder: str | Path, cfg: Config, dit: WanDiT, vae: WanVAE) -> None:
+def save_checkpoint(folder: str | Path, cfg: Config, dit: WanDiT, vae: nnx.Module) -> None:
     """Write config + weights atomically (a reader never sees half a checkpoint)."""
     from safetensors.numpy import save_file
 
@@ -53,7 +53,7 @@ def _load_module(module, path: Path):
     return module
 
 
-def load_checkpoint(folder: str | Path) -> tuple[Config, WanDiT, WanVAE]:
+def load_checkpoint(folder: str | Path) -> tuple[Config, WanDiT, nnx.Module]:
     """(config, dit, vae) from a wanjax checkpoint or a diffusers pipeline folder."""
     folder = Path(folder)
     if is_diffusers_pipeline(folder):
@@ -66,7 +66,7 @@ def load_checkpoint(folder: str | Path) -> tuple[Config, WanDiT, WanVAE]:
         )
     cfg = config_from_dict(yaml.safe_load((folder / CONFIG).read_text()))
     dit = _load_module(nnx.eval_shape(lambda: WanDiT(cfg.model, rngs=nnx.Rngs(0))), folder / DIT)
-    vae = _load_module(nnx.eval_shape(lambda: WanVAE(cfg.vae, rngs=nnx.Rngs(0))), folder / VAE)
+    vae = _load_module(nnx.eval_shape(lambda: make_vae(cfg.vae, nnx.Rngs(0))), folder / VAE)
     return cfg, dit, vae
 
 

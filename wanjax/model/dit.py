@@ -23,6 +23,7 @@ from wanjax.errors import WanjaxError
 from wanjax.model.attention import attention, dot_attention
 from wanjax.model.layers import FeedForward, LayerNorm, RMSNorm, TextEmbedder, TimeEmbedder, dense, layer_norm, modulate
 from wanjax.model.rope import apply_rope, rope_angles, rope_tables
+from wanjax.motion.embed import Motion, MotionEmbed
 from wanjax.parallel.mesh import check_divisible
 from wanjax.parallel.partition import constrain
 
@@ -129,7 +130,7 @@ class WanDiT(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         cfg.validate()
         self.cfg = cfg
-        patch_in = int(np.prod(cfg.patch_size)) * cfg.in_channels
+        patch_in = int(np.prod(cfg.patch_size)) * cfg.in_channels * (2 if cfg.first_frame_concat else 1)
         self.patch_embedding = dense(cfg, patch_in, cfg.dim, (None, "embed"), rngs)
         self.time_embedder = TimeEmbedder(cfg, rngs)
         self.text_embedder = TextEmbedder(cfg, rngs)
@@ -143,13 +144,17 @@ class WanDiT(nnx.Module):
         table = jax.random.normal(rngs.params(), (2, cfg.dim), jnp.dtype(cfg.param_dtype)) / cfg.dim**0.5
         self.scale_shift_table = nnx.Param(table, logical_axes=(None, "embed"))
         self.proj_out = dense(cfg, cfg.dim, int(np.prod(cfg.patch_size)) * cfg.out_channels, ("embed", None), rngs)
+        if cfg.motion != "none":  # created last: the other parameters are those of the same model without it
+            self.motion_embed = MotionEmbed(cfg, rngs)
+            motion_in = int(np.prod(cfg.patch_size)) * MotionEmbed.channels(cfg)
+            self.motion_proj = dense(cfg, motion_in, cfg.dim, (None, "embed"), rngs, zero=True)
 
     def __call__(
         self,
         x: jax.Array,
         t: jax.Array,
         context: jax.Array,
-        motion: jax.Array | None = None,
+        motion: Motion | None = None,
         *,
         attn: AttnSpec = AttnSpec(),
         frame_offset: int = 0,
@@ -157,17 +162,30 @@ class WanDiT(nnx.Module):
         """Velocity [B, F, H, W, C] for latents x [B, F, H, W, C] at timesteps t [B] or [B, F].
 
         context [B, M, text_dim]; frame_offset shifts the RoPE time positions (a window of a longer clip).
+        motion: brush tracks (wanjax.motion.embed.Motion); their map is sampled from x's first latent frame (the
+        clean image in image-to-video) and added to the patch tokens through the zero-initialised motion_proj.
         """
         cfg = self.cfg
-        if motion is not None:
-            raise WanjaxError("this WanDiT has no motion input; motion brushes need a brush-enabled model config")
+        if motion is not None and cfg.motion == "none":
+            raise WanjaxError(
+                "this model has no motion input (model.motion=none); brushes need a model trained with "
+                "model.motion=splat, e.g. configs/brushsprites.yaml and its checkpoint"
+            )
         tokens, (Fp, Hp, Wp) = patchify(x, cfg.patch_size, cfg.in_channels)
+        if cfg.first_frame_concat:
+            first, _ = patchify(jnp.broadcast_to(x[:, :1], x.shape), cfg.patch_size, cfg.in_channels)
+            tokens = jnp.concatenate([tokens, first], axis=-1)
         B, S = x.shape[0], Hp * Wp
         attn.check(cfg)
         t = frame_timesteps(t, B, Fp)
         temb, mod = self.time_embedder(t)  # [B, F, D], [B, F, 6, D]
         ctx = self.text_embedder(context.astype(jnp.dtype(cfg.dtype)))
         h = self.patch_embedding(tokens.astype(jnp.dtype(cfg.dtype))).reshape(B, Fp, S, cfg.dim)
+        if motion is not None:
+            m = self.motion_embed(motion, x[:, 0])  # [B, F, H, W, C_m]: sharded like the latent
+            m, _ = patchify(m, cfg.patch_size, m.shape[-1])
+            m = self.motion_proj(m.astype(jnp.dtype(cfg.dtype))).reshape(B, Fp, S, cfg.dim)
+            h = h + m * motion.strength.astype(h.dtype)[:, None, None, None]
         h = constrain(h, FRAMES_LAYOUT, attn.mesh)
         rope = rope_tables(rope_angles(np.arange(Fp) + frame_offset, Hp, Wp, cfg.head_dim, cfg.rope_theta))
         rope = tuple(constrain(r, ("tokens", None), attn.mesh) for r in rope)

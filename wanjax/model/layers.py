@@ -19,9 +19,12 @@ def dtypes(cfg: ModelConfig) -> dict:
     return {"dtype": jnp.dtype(cfg.dtype), "param_dtype": jnp.dtype(cfg.param_dtype)}
 
 
-def dense(cfg: ModelConfig, d_in: int, d_out: int, axes: tuple[str | None, str | None], rngs: nnx.Rngs) -> nnx.Linear:
-    """A Linear whose kernel [d_in, d_out] is annotated with logical axes `axes`."""
-    init = nnx.with_metadata(nnx.initializers.lecun_normal(), logical_axes=axes)
+def dense(
+    cfg: ModelConfig, d_in: int, d_out: int, axes: tuple[str | None, str | None], rngs: nnx.Rngs, zero: bool = False
+) -> nnx.Linear:
+    """A Linear whose kernel [d_in, d_out] is annotated with logical axes `axes`; zero: kernel initialised to 0."""
+    kernel = nnx.initializers.zeros_init() if zero else nnx.initializers.lecun_normal()
+    init = nnx.with_metadata(kernel, logical_axes=axes)
     bias_init = nnx.with_metadata(nnx.initializers.zeros_init(), logical_axes=(axes[1],))
     return nnx.Linear(d_in, d_out, kernel_init=init, bias_init=bias_init, rngs=rngs, **dtypes(cfg))
 

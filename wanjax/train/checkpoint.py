@@ -40,7 +40,8 @@ class Checkpointer:
     """CheckpointManager over `directory` with items state / data_iter / meta."""
 
     def __init__(self, directory: str | Path, keep: int, async_save: bool | None = None):
-        self.directory = str(directory)
+        # Orbax wants absolute paths (a relative train.workdir fails at the first save otherwise).
+        self.directory = str(directory) if str(directory).startswith("gs://") else str(Path(directory).absolute())
         if async_save is None:
             # On CPU, a background save's device ops race the next step's cross-device collectives in XLA's
             # in-process communicator, which then deadlocks (seen with 8 fake devices); accelerators are fine.

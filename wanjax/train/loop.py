@@ -24,12 +24,12 @@ from wanjax.config import Config
 from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS, add_noise, flow_loss
 from wanjax.errors import WanjaxError
 from wanjax.model.dit import AttnSpec, WanDiT
-from wanjax.model.vae import WanVAE
+from wanjax.model.pixel import make_vae
 from wanjax.parallel.mesh import make_mesh, maybe_initialize_distributed
 from wanjax.train.checkpoint import Checkpointer, abstract_like
 from wanjax.train.metrics import RunLog, peak_flops
 from wanjax.train.state import init_state, optimizer, state_shardings
-from wanjax.train.step import batch_shardings, make_train_step
+from wanjax.train.step import batch_motion, batch_shardings, make_train_step, motion_batch
 
 EVAL_SIGMAS = (0.2, 0.5, 0.8)  # fixed noise levels of the eval loss, so evals are comparable across steps
 VAE_SEED = 1
@@ -50,17 +50,21 @@ class Preemption:
 
 
 def eval_loss_fn(graphdef, cfg: Config, attn: AttnSpec) -> Callable:
-    """jit'd mean flow loss over EVAL_SIGMAS with fixed noise: params, batch -> scalar."""
+    """jit'd mean flow loss over EVAL_SIGMAS with fixed noise (conditioning frames clean and not scored; brushes
+    kept): params, batch -> scalar."""
 
     def run(params, batch):
         model = nnx.merge(graphdef, params)
         x = batch["latents"]
         eps = jax.random.normal(jax.random.key(1234), x.shape, x.dtype)
+        keep = 1.0 - batch["cond_frames"] if "cond_frames" in batch else jnp.ones(x.shape[:2])
         losses = []
         for s in EVAL_SIGMAS:
-            sigma = jnp.full(x.shape[:2], s, jnp.float32)
-            pred = model(add_noise(x, eps, sigma), sigma * NUM_TRAIN_TIMESTEPS, batch["context"], attn=attn)
-            losses.append(flow_loss(pred, x, eps))
+            sigma = s * keep
+            pred = model(
+                add_noise(x, eps, sigma), sigma * NUM_TRAIN_TIMESTEPS, batch["context"], batch_motion(batch), attn=attn
+            )
+            losses.append(flow_loss(pred, x, eps, keep))
         return jnp.mean(jnp.stack(losses))
 
     return jax.jit(run)
@@ -72,16 +76,29 @@ def to_global(batch: dict, shardings: dict) -> dict:
     return {k: jax.make_array_from_process_local_data(shardings[k], np.asarray(v)) for k, v in batch.items()}
 
 
-def make_encoder(cfg: Config, vae: WanVAE) -> Callable[[dict], dict]:
-    """Host batch -> model batch {"latents", "context"}: a procedural {"video": [B, T, H, W, 3] in [-1, 1]} is
-    encoded by the frozen VAE; cached real video ({"latents", "context"}, data/tfds) passes through."""
+def make_encoder(cfg: Config, vae: nnx.Module) -> Callable[[dict], dict]:
+    """Host batch -> model batch {"latents", "context", ...}: a procedural {"video": [B, T, H, W, 3] in [-1, 1]} is
+    encoded by the frozen VAE; cached real video ({"latents", "context"}, data/tfds) passes through. With
+    train.cond_frames the leading latent frames are conditioning; a brush model gets each clip's brushes compiled
+    to tracks (the same compile_brushes as sampling)."""
 
     def encode(batch: dict) -> dict:
         if "latents" in batch:
-            return {"latents": jnp.asarray(batch["latents"]), "context": jnp.asarray(batch["context"])}
-        latents = vae.encode(jnp.asarray(batch["video"]))
-        context = jnp.zeros((latents.shape[0], 1, cfg.model.text_dim), jnp.float32)  # text-free toy data
-        return {"latents": latents, "context": context}
+            out = {"latents": jnp.asarray(batch["latents"]), "context": jnp.asarray(batch["context"])}
+        else:
+            latents = vae.encode(jnp.asarray(batch["video"]))
+            context = jnp.zeros((latents.shape[0], 1, cfg.model.text_dim), jnp.float32)  # text-free toy data
+            out = {"latents": latents, "context": context}
+        B, F = out["latents"].shape[:2]
+        if cfg.train.cond_frames:
+            out["cond_frames"] = jnp.asarray(np.arange(F) < cfg.train.cond_frames, jnp.float32)[None].repeat(B, 0)
+        if cfg.model.motion != "none":
+            from wanjax.motion import compile_brushes
+            from wanjax.motion.embed import motion_input
+
+            tracks = [compile_brushes(b, max_tracks=cfg.train.max_tracks) for b in batch["brushes"]]
+            out |= {k: jnp.asarray(v) for k, v in motion_batch(motion_input(tracks, cfg.vae)).items()}
+        return out
 
     return encode
 
@@ -99,7 +116,7 @@ def train(
         from wanjax.data.pipeline import config_batches
 
         data = lambda split: config_batches(cfg, split)  # noqa: E731
-    vae = WanVAE(cfg.vae, rngs=nnx.Rngs(VAE_SEED))  # frozen: defines the latent space
+    vae = make_vae(cfg.vae, nnx.Rngs(VAE_SEED))  # frozen: defines the latent space
     encode = make_encoder(cfg, vae)
     tx = optimizer(tcfg)
     graphdef, state = init_state(WanDiT(cfg.model, rngs=nnx.Rngs(tcfg.seed)), tx, tcfg.seed)
@@ -171,7 +188,7 @@ def train(
     return summary
 
 
-def _sample(cfg: Config, graphdef, state, vae: WanVAE, out: str) -> None:
+def _sample(cfg: Config, graphdef, state, vae: nnx.Module, out: str) -> None:
     """A progress video from the EMA weights with the config's sample settings (text-free, seed 0)."""
     from wanjax.io.export import write_sample
     from wanjax.sample import generate
@@ -183,7 +200,7 @@ def _sample(cfg: Config, graphdef, state, vae: WanVAE, out: str) -> None:
     write_sample(out, frames, fps=cfg.sample.fps, meta={"step": int(state.step)}, latents=latents)
 
 
-def _export(cfg: Config, graphdef, state, vae: WanVAE, folder: str) -> None:
+def _export(cfg: Config, graphdef, state, vae: nnx.Module, folder: str) -> None:
     """EMA weights + the frozen VAE as a sampling checkpoint (wanjax sample CONFIG --ckpt folder)."""
     from wanjax.io.weights import save_checkpoint
 

@@ -2,7 +2,8 @@
 
 step = make_train_step(graphdef, tx, cfg, mesh, state)
 state, metrics = step(state, batch)   # batch: {"latents": [B, F, H, W, C], "context": [B, M, text_dim],
-                                      #         optional "frame_weight": [B, F], "cond_frames": [B, F]}
+                                      #         optional "frame_weight": [B, F], "cond_frames": [B, F],
+                                      #         optional motion: "motion_xy", "motion_visible", ... (MOTION_KEYS)}
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from jax.sharding import Mesh, NamedSharding
 from wanjax.config import Config
 from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS, add_noise, flow_loss, frame_sigmas
 from wanjax.model.dit import AttnSpec
+from wanjax.motion.embed import Motion
 from wanjax.parallel.mesh import check_divisible, logical_to_spec
 from wanjax.train.state import TrainState, learning_rate, state_shardings
 
@@ -26,16 +28,36 @@ BATCH_LAYOUT = {
     "context": ("batch", None, None),
     "frame_weight": ("batch", "frames"),
     "cond_frames": ("batch", "frames"),
+    "motion_xy": ("batch", None, None, None, None),
+    "motion_visible": ("batch", None, None, None),
+    "motion_valid": ("batch", None),
+    "motion_kind": ("batch", None),
+    "motion_brush": ("batch", None),
 }
+MOTION_KEYS = ("xy", "visible", "valid", "kind", "brush")
+
+
+def motion_batch(motion: Motion) -> dict:
+    """Motion -> the batch entries that carry it (strength is not trained: always 1)."""
+    return {f"motion_{k}": getattr(motion, k) for k in MOTION_KEYS}
+
+
+def batch_motion(batch: dict) -> Motion | None:
+    """The batch's brush tracks as the DiT's motion input, or None when it has none."""
+    if "motion_xy" not in batch:
+        return None
+    strength = jnp.ones(batch["motion_valid"].shape[:1], jnp.float32)
+    return Motion(**{k: batch[f"motion_{k}"] for k in MOTION_KEYS}, strength=strength)
 
 
 def loss_fn(model: nnx.Module, batch: dict, key: jax.Array, cfg: Config, attn: AttnSpec) -> jax.Array:
     """Flow-matching loss of one batch. Frames marked in `cond_frames` stay clean (sigma 0) and are the
-    conditioning (image-to-video); `frame_weight` excludes frames from the loss.
+    conditioning (image-to-video); `frame_weight` excludes frames from the loss. Brush tracks, if any, are dropped
+    for a train.motion_dropout share of the examples (the unconditional branch of motion guidance).
     """
     x = batch["latents"]
     B, F = x.shape[:2]
-    k_sigma, k_eps = jax.random.split(key)
+    k_sigma, k_eps, k_drop = jax.random.split(key, 3)
     t = cfg.train
     sigma = frame_sigmas(k_sigma, B, F, cfg.mesh.segment_frames, t.per_segment_prob, t.timestep_sampling, t.shift)
     weight = batch.get("frame_weight")
@@ -44,7 +66,10 @@ def loss_fn(model: nnx.Module, batch: dict, key: jax.Array, cfg: Config, attn: A
         sigma = sigma * (1 - cond)
         weight = (1 - cond) if weight is None else weight * (1 - cond)
     eps = jax.random.normal(k_eps, x.shape, x.dtype)
-    pred = model(add_noise(x, eps, sigma), sigma * NUM_TRAIN_TIMESTEPS, batch["context"], attn=attn)
+    motion = batch_motion(batch)
+    if motion is not None:
+        motion = motion.dropped(jax.random.bernoulli(k_drop, t.motion_dropout, (B,)))
+    pred = model(add_noise(x, eps, sigma), sigma * NUM_TRAIN_TIMESTEPS, batch["context"], motion, attn=attn)
     return flow_loss(pred, x, eps, weight)
 
 

@@ -1,0 +1,38 @@
+"""Brush-following metrics of brush models on the BrushSprites eval split -> JSON (README "Motion brushes").
+
+    python scripts/eval_motion.py --ckpt wanjax/assets/demo --clips 200 --json bench/motion.json
+    python scripts/eval_motion.py --ckpt A --ckpt B ...   # several models, same clips and seeds
+
+For each checkpoint: samples with the brushes, and (for a brush model) with the brushes dropped.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from wanjax.eval.brushsprites import evaluate_checkpoint
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ckpt", action="append", required=True, help="checkpoint folder (repeatable)")
+    p.add_argument("--clips", type=int, default=200)
+    p.add_argument("--batch", type=int, default=20)
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+    results = {}
+    for ckpt in args.ckpt:
+        runs = {"brushes": evaluate_checkpoint(ckpt, args.clips, batch=args.batch)}
+        if runs["brushes"]["motion"] != "none":
+            runs["dropped"] = evaluate_checkpoint(ckpt, args.clips, brushes=False, batch=args.batch)
+        results[ckpt] = runs
+        print(json.dumps({ckpt: runs}, indent=1), flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""The pixel codec of the toy models: Wan's latent layout (frame 0 alone, then 4 frames per latent frame), exact."""
+
+import jax
+import numpy as np
+import pytest
+
+from wanjax.config import VAEConfig, load_config
+from wanjax.errors import WanjaxError
+from wanjax.model.pixel import PixelCodec, make_vae
+from wanjax.model.vae import WanVAE
+
+
+def test_round_trip_is_exact_and_layout_is_wans():
+    codec = PixelCodec(VAEConfig.pixel())
+    video = jax.random.uniform(jax.random.key(0), (2, 9, 16, 24, 3), minval=-1, maxval=1)
+    z = codec.encode(video)
+    assert z.shape == (2, 3, 4, 6, 192)
+    np.testing.assert_array_equal(np.asarray(codec.decode(z)), np.asarray(video))
+    # latent frame 1, cell (row 1, col 2), sub-frame 2, pixel (3, 0) = video frame 3, pixel (4 + 3, 8 + 0)
+    cell = np.asarray(z[0, 1, 1, 2]).reshape(4, 4, 4, 3)
+    np.testing.assert_array_equal(cell[2, 3, 0], np.asarray(video[0, 3, 7, 8]))
+    frame0 = np.asarray(z[1, 0]).reshape(4, 6, 4, 4, 4, 3)
+    for k in range(4):  # latent frame 0 holds frame 0 four times, as the causal VAE encodes it alone
+        np.testing.assert_array_equal(frame0[:, :, k].transpose(0, 2, 1, 3, 4).reshape(16, 24, 3), video[1, 0])
+
+
+def test_config_and_errors():
+    cfg = load_config(None, ["vae.preset=pixel"]).vae
+    assert (cfg.temporal_stride, cfg.spatial_stride, cfg.z_dim) == (4, 4, 192)
+    assert isinstance(make_vae(cfg, None), PixelCodec)
+    assert isinstance(make_vae(VAEConfig.tiny(), __import__("flax").nnx.Rngs(0)), WanVAE)
+    with pytest.raises(WanjaxError, match="z_dim = 4 \\* 3 \\* pixel_size\\*\\*2 = 48"):
+        load_config(None, ["vae.preset=pixel", "vae.pixel_size=2"])
+    with pytest.raises(WanjaxError, match="is not 4k\\+1"):
+        PixelCodec(VAEConfig.pixel()).encode(np.zeros((1, 8, 16, 16, 3), np.float32))

@@ -1,0 +1,56 @@
+"""The pixel codec of the toy models: an exact, parameter-free stand-in for the VAE with Wan's latent layout.
+
+    codec = PixelCodec(VAEConfig.pixel())            # or make_vae(cfg.vae, rngs)
+    z = codec.encode(video)   # [B, T, H, W, 3] in [-1, 1], T = 4k+1 -> [B, k+1, H/s, W/s, 4*3*s*s]
+    video = codec.decode(z)   # exact inverse
+
+Like Wan's causal VAE, the first frame is a latent frame of its own (stored 4 times, so every latent frame has
+the same channels) and each later latent frame holds the next 4 video frames; space is folded s x s into
+channels (space-to-depth). Nothing is learned, so a toy model trained on it is judged on its motion, not on a
+VAE's reconstruction error. Channel order: (sub-frame, row, column, rgb).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from wanjax.config import VAEConfig, check_frame_count
+from wanjax.errors import WanjaxError
+
+FRAMES_PER_LATENT = 4
+
+
+class PixelCodec(nnx.Module):
+    def __init__(self, cfg: VAEConfig):
+        cfg.validate()
+        self.cfg = cfg
+
+    def encode(self, video: jax.Array) -> jax.Array:
+        """video [B, T, H, W, 3] (T = 4k+1) -> latents [B, k+1, H/s, W/s, 12 s²]."""
+        B, T, H, W, C = video.shape
+        s = self.cfg.pixel_size
+        check_frame_count(T, "video frames", FRAMES_PER_LATENT)
+        if H % s or W % s or C != 3:
+            raise WanjaxError(f"video {video.shape}: expected [B, T, H, W, 3] with H and W multiples of {s}")
+        video = jnp.concatenate([jnp.repeat(video[:, :1], FRAMES_PER_LATENT, axis=1), video[:, 1:]], axis=1)
+        x = video.reshape(B, T // FRAMES_PER_LATENT + 1, FRAMES_PER_LATENT, H // s, s, W // s, s, C)
+        return x.transpose(0, 1, 3, 5, 2, 4, 6, 7).reshape(B, -1, H // s, W // s, FRAMES_PER_LATENT * s * s * C)
+
+    def decode(self, z: jax.Array) -> jax.Array:
+        """latents [B, F, h, w, 12 s²] -> video [B, 4(F-1)+1, h s, w s, 3]; frame 0 is the mean of its 4 copies."""
+        B, F, h, w, _ = z.shape
+        s = self.cfg.pixel_size
+        x = z.reshape(B, F, h, w, FRAMES_PER_LATENT, s, s, 3).transpose(0, 1, 4, 2, 5, 3, 6, 7)
+        x = x.reshape(B, F * FRAMES_PER_LATENT, h * s, w * s, 3)
+        return jnp.concatenate([x[:, :FRAMES_PER_LATENT].mean(axis=1, keepdims=True), x[:, FRAMES_PER_LATENT:]], 1)
+
+
+def make_vae(cfg: VAEConfig, rngs: nnx.Rngs) -> nnx.Module:
+    """The latent codec a config names: Wan's VAE (random init from rngs) or the pixel codec."""
+    if cfg.kind == "pixel":
+        return PixelCodec(cfg)
+    from wanjax.model.vae import WanVAE
+
+    return WanVAE(cfg, rngs=rngs)
