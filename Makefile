@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint clean
+.PHONY: demo demo-model test bench lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,12 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/wanjax demo
+
+# Retrain the bundled demo checkpoint from scratch (2 CPU cores: ~35 min) and install it in wanjax/assets/demo.
+demo-model: $(VENV)/.installed
+	rm -rf runs/brushsprites
+	$(BIN)/wanjax train configs/brushsprites.yaml
+	rm -rf wanjax/assets/demo && mkdir -p wanjax/assets && cp -r runs/brushsprites/export wanjax/assets/demo
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q

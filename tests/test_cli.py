@@ -20,9 +20,10 @@ def test_sample_writes_playable_video_and_metadata(tmp_path):
     assert mp4.shape == (5, 32, 48, 3) and gif.shape == (5, 32, 48, 3)
     npz = np.load(tmp_path / "sample.npz")
     assert npz["frames"].shape == (5, 32, 48, 3) and npz["frames"].dtype == np.uint8
-    assert npz["latents"].shape == (2, 4, 6, 16)
+    assert npz["latents"].shape == (2, 8, 12, 192)  # no --ckpt: the bundled model (pixel codec, stride 4)
     meta = json.loads((tmp_path / "sample.json").read_text())
     assert meta["seed"] == 3 and meta["config"]["sample"]["steps"] == 2
+    assert meta["checkpoint"].endswith("assets/demo")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
 
 
@@ -36,7 +37,7 @@ def test_same_seed_same_video(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [(["sample.frames=16"], "sample.frames=16 is not 4k+1; use 13 or 17"),
-     (["sample.height=40"], "sample.height=40 is not a multiple of 16"),
+     (["sample.height=36"], "sample.height=36 is not a multiple of 8; use 32 or 40"),
      (["model.num_layerz=1"], "unknown config key model.num_layerz")],
 )  # fmt: skip
 def test_bad_input_is_one_line_with_the_fix(tmp_path, capsys, args, message):

@@ -72,3 +72,24 @@ def test_malformed_brush_json(tmp_path, capsys):
     args = ["--image", IMAGE, "--brush", str(tmp_path / "bad.json"), "--out", str(tmp_path)]
     assert main(["sample", CONFIG, *args]) == 2
     assert "line 1" in capsys.readouterr().err
+
+
+def test_demo_samples_the_bundled_example_with_overlays(tmp_path):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert iio.imread(tmp_path / "demo.mp4").shape == (17, 64, 64, 3)
+    assert iio.imread(tmp_path / "demo.gif").shape == (17, 64, 64, 3)
+    assert iio.imread(tmp_path / "demo_overlay.png").shape == (256, 256, 3)
+    meta = json.loads((tmp_path / "demo.json").read_text())
+    assert meta["checkpoint"].endswith("assets/demo") and meta["brushes"] == load_brushes(BRUSH)
+
+
+def test_willow_example_overlay_and_video(tmp_path):
+    """examples/willow.{png,json}: two regions swaying opposite ways, a stream, a static pin -> overlay and video."""
+    args = ["--image", str(REPO / "examples" / "willow.png"), "--brush", str(REPO / "examples" / "willow.json")]
+    assert main(["sample", CONFIG, *args, "--out", str(tmp_path), "sample.steps=4"]) == 0
+    modes = [b["mode"] for b in json.loads((tmp_path / "sample.json").read_text())["brushes"]["brushes"]]
+    assert sorted(modes) == ["flow", "static", "sway", "sway"]
+    overlay = iio.imread(tmp_path / "sample_overlay.png")
+    assert overlay.shape == (256, 256, 3)
+    assert iio.imread(tmp_path / "sample_overlay.gif").shape == (17, 256, 256, 3)
+    assert iio.imread(tmp_path / "sample.mp4").shape == (17, 64, 64, 3)

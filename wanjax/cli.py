@@ -12,7 +12,8 @@ from pathlib import Path
 
 from wanjax.errors import WanjaxError
 
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+REPO = Path(__file__).resolve().parents[1]
+REPO_CONFIGS = REPO / "configs"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,7 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="tiny model -> OUT/demo.{mp4,gif,png}")
+    demo = sub.add_parser(
+        "demo", help="bundled brush model + example brush -> OUT/demo.{mp4,gif,png,npz,json}, OUT/demo_overlay.*"
+    )
     demo.add_argument("--out", default="out", help="output folder (default: out)")
 
     s = sub.add_parser("sample", help="generate a video with the config's sample settings")
@@ -54,7 +57,10 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "demo":
         from wanjax.sample import run_sample
 
-        paths = run_sample(REPO_CONFIGS / "tiny.yaml", args.out, name="demo")
+        example = REPO / "examples" / "sprites"
+        paths = run_sample(
+            REPO_CONFIGS / "brushsprites.yaml", args.out, image=f"{example}.png", brush=f"{example}.json", name="demo"
+        )
         print("\n".join(str(p) for p in paths.values()))
     elif args.command == "sample":
         from wanjax.sample import run_sample

@@ -46,6 +46,11 @@ class ModelConfig:
     # Image-to-video: each latent frame's patch also sees latent frame 0 (the clean image), channel-concatenated
     # (Wan2.1-I2V's input concat, here inside the DiT): copying what does not move becomes a per-token map.
     first_frame_concat: bool = False
+    # What proj_out predicts: velocity (Wan) or sample, the clean latent x0 (Li & He 2025, "Back to Basics: Let
+    # Denoising Generative Models Denoise"): a patch far wider than the model (the toy pixel codec: 768 values
+    # per token, dim 128) cannot pass the noise through a narrow stream, its clean content can. The DiT still
+    # returns a velocity, v = (x_t - x0) / max(sigma, 0.05), so losses and samplers are the same.
+    prediction: str = "velocity"
     motion_dim: int = 16  # channels of a track's embedding
     motion_subframes: int = 4  # video frames per latent frame (the VAE's temporal stride): one splat each
     motion_sigma: float = 0.7  # splat Gaussian radius in latent cells (>= 0.7: position bias of the sampled
@@ -64,6 +69,7 @@ class ModelConfig:
         _choice("model.dtype", self.dtype, ("float32", "bfloat16", "float16"))
         _choice("model.param_dtype", self.param_dtype, ("float32", "bfloat16"))
         _choice("model.motion", self.motion, ("none", "splat", "latent_copy"))
+        _choice("model.prediction", self.prediction, ("velocity", "sample"))
 
     @classmethod
     def wan21_t2v_1_3b(cls) -> ModelConfig:

@@ -78,3 +78,13 @@ def test_bad_timestep_shape_is_a_clear_error(dit):
     x, ctx = _inputs()
     with pytest.raises(WanjaxError, match=r"timesteps have shape \(2, 4\)"):
         dit(x, jnp.zeros((2, 4)), ctx)
+
+
+def test_sample_prediction_returns_the_implied_velocity(dit):
+    """prediction=sample: proj_out gives x0 and the DiT returns (x_t - x0) / max(sigma, 0.05), the velocity."""
+    x, ctx = _inputs()
+    t = jnp.array([[0.0, 20.0, 600.0], [1000.0, 300.0, 49.0]])
+    x0 = dit(x, t, ctx)  # same weights, raw head output
+    v = WanDiT(dataclasses.replace(CFG, prediction="sample"), rngs=nnx.Rngs(0))(x, t, ctx)
+    sigma = np.maximum(np.asarray(t) / 1000, 0.05)[:, :, None, None, None]
+    np.testing.assert_allclose(np.asarray(v), (np.asarray(x) - np.asarray(x0)) / sigma, rtol=1e-5, atol=1e-5)

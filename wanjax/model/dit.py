@@ -19,6 +19,7 @@ import numpy as np
 from flax import nnx
 
 from wanjax.config import MeshConfig, ModelConfig
+from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS
 from wanjax.errors import WanjaxError
 from wanjax.model.attention import attention, dot_attention
 from wanjax.model.layers import FeedForward, LayerNorm, RMSNorm, TextEmbedder, TimeEmbedder, dense, layer_norm, modulate
@@ -203,8 +204,17 @@ class WanDiT(nnx.Module):
 
         head = self.scale_shift_table[...].astype(jnp.float32) + temb.astype(jnp.float32)[:, :, None]
         h = modulate(layer_norm(h, cfg.eps), head[:, :, 0], head[:, :, 1]).astype(h.dtype)
-        out = self.proj_out(h)  # [B, F, S, P * C]
-        return unpatchify(out, (Fp, Hp, Wp), cfg.patch_size, cfg.out_channels)
+        out = unpatchify(self.proj_out(h), (Fp, Hp, Wp), cfg.patch_size, cfg.out_channels)
+        if cfg.prediction == "sample":
+            return velocity_from_sample(x, out, t / NUM_TRAIN_TIMESTEPS)
+        return out
+
+
+def velocity_from_sample(x: jax.Array, x0: jax.Array, sigma: jax.Array, floor: float = 0.05) -> jax.Array:
+    """The flow velocity (x_t - x0) / sigma implied by a clean-sample prediction x0 at x_t = x; x, x0 [B, F, H, W, C],
+    sigma [B, F]. sigma is floored (JiT's clip) so nearly clean frames do not blow the velocity up."""
+    s = jnp.maximum(sigma, floor)[:, :, None, None, None]
+    return ((x.astype(jnp.float32) - x0.astype(jnp.float32)) / s).astype(x0.dtype)
 
 
 def frame_timesteps(t: jax.Array, batch: int, frames: int) -> jax.Array:

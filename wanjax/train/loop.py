@@ -123,7 +123,8 @@ def train(
     s_state = state_shardings(state, mesh)
     state = jax.device_put(state, s_state)
     train_iter = data("train")
-    eval_batch = encode(next(data("eval")))
+    eval_host = next(data("eval"))
+    eval_batch = encode(eval_host)
 
     ckpt = Checkpointer(f"{workdir}/checkpoints", tcfg.keep)
     start = 0
@@ -168,7 +169,7 @@ def train(
             if row:
                 log.log(n, row)
             if tcfg.sample_every and n % tcfg.sample_every == 0:
-                _sample(cfg, graphdef, state, vae, f"{workdir}/samples/step_{n:07d}")
+                _sample(cfg, graphdef, state, vae, f"{workdir}/samples/step_{n:07d}", eval_host)
             if saving:
                 ckpt.save(n, state, train_iter, meta={"loss": row["loss"]}, force=stopping)
             log.advance()
@@ -188,16 +189,25 @@ def train(
     return summary
 
 
-def _sample(cfg: Config, graphdef, state, vae: nnx.Module, out: str) -> None:
-    """A progress video from the EMA weights with the config's sample settings (text-free, seed 0)."""
-    from wanjax.io.export import write_sample
+def _sample(cfg: Config, graphdef, state, vae: nnx.Module, out: str, example: dict) -> None:
+    """A progress video from the EMA weights with the config's sample settings (text-free, seed 0). An
+    image-to-video model starts from the first eval clip's first frame, a brush model follows its brushes."""
+    from wanjax.io.export import to_uint8, write_sample
     from wanjax.sample import generate
 
     if jax.process_index() != 0:
         return
     context = jnp.zeros((1, 1, cfg.model.text_dim), jnp.float32)
-    frames, latents = generate(nnx.merge(graphdef, jax.device_get(state.ema)), vae, cfg, 0, context)
-    write_sample(out, frames, fps=cfg.sample.fps, meta={"step": int(state.step)}, latents=latents)
+    image = to_uint8(example["video"][:1, 0]) if cfg.train.cond_frames and "video" in example else None
+    motion = None
+    if image is not None and cfg.model.motion != "none":
+        from wanjax.motion import compile_brushes
+        from wanjax.motion.embed import motion_input
+
+        motion = motion_input([compile_brushes(example["brushes"][0], max_tracks=cfg.sample.max_tracks)], cfg.vae)
+    model = nnx.merge(graphdef, jax.device_get(state.ema))
+    frames, latents = generate(model, vae, cfg, 0, context, image=image, motion=motion, progress=False)
+    write_sample(out, frames[0], fps=cfg.sample.fps, meta={"step": int(state.step)}, latents=latents[0])
 
 
 def _export(cfg: Config, graphdef, state, vae: nnx.Module, folder: str) -> None:
