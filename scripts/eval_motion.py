@@ -1,9 +1,10 @@
 """Brush-following metrics of brush models on the BrushSprites eval split -> JSON (README "Motion brushes").
 
     python scripts/eval_motion.py --ckpt wanjax/assets/demo --clips 200 --json bench/motion.json
-    python scripts/eval_motion.py --ckpt A --ckpt B ...   # several models, same clips and seeds
+    python scripts/eval_motion.py --ckpt A --ckpt B ... guidance_motion=1.0   # several models; sample settings
 
-For each checkpoint: samples with the brushes, and (for a brush model) with the brushes dropped.
+For each checkpoint: samples with the brushes, and (for a brush model) with the brushes dropped. Sample settings
+are the checkpoint's config.yaml `sample:` section, changed by any `field=value` given.
 """
 
 import argparse
@@ -11,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from wanjax.config import parse_overrides
 from wanjax.eval.brushsprites import evaluate_checkpoint
 
 
@@ -20,12 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=200)
     p.add_argument("--batch", type=int, default=20)
     p.add_argument("--json", help="write the results here")
+    p.add_argument("sample", nargs="*", metavar="field=value", help="sample settings, e.g. guidance_motion=3.0")
     args = p.parse_args(argv)
-    results = {}
+    overrides = parse_overrides(args.sample)
+    results = {"sample": overrides}
     for ckpt in args.ckpt:
-        runs = {"brushes": evaluate_checkpoint(ckpt, args.clips, batch=args.batch)}
+        kw = {"batch": args.batch, "overrides": overrides}
+        runs = {"brushes": evaluate_checkpoint(ckpt, args.clips, **kw)}
         if runs["brushes"]["motion"] != "none":
-            runs["dropped"] = evaluate_checkpoint(ckpt, args.clips, brushes=False, batch=args.batch)
+            runs["dropped"] = evaluate_checkpoint(ckpt, args.clips, brushes=False, **kw)
         results[ckpt] = runs
         print(json.dumps({ckpt: runs}, indent=1), flush=True)
     if args.json:

@@ -37,7 +37,7 @@ def test_same_seed_same_video(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [(["sample.frames=16"], "sample.frames=16 is not 4k+1; use 13 or 17"),
-     (["sample.height=36"], "sample.height=36 is not a multiple of 8; use 32 or 40"),
+     (["sample.height=36"], "sample.height=36 is not a multiple of 8 (VAE stride 4 x patch); use 32 or 40"),
      (["model.num_layerz=1"], "unknown config key model.num_layerz")],
 )  # fmt: skip
 def test_bad_input_is_one_line_with_the_fix(tmp_path, capsys, args, message):

@@ -54,7 +54,7 @@ def test_brush_model_trains_and_its_export_samples_with_brushes(tmp_path):
     first eval clip's image and brushes, and the export samples a brush file through the CLI."""
     from wanjax.cli import main
 
-    small = ["model.dim=32", "model.num_heads=1", "model.num_layers=1", "model.ffn_dim=32", "train.steps=6",
+    small = ["model.dim=32", "model.num_heads=2", "model.num_layers=1", "model.ffn_dim=32", "train.steps=6",
              "train.eval_every=3", "train.sample_every=6", "sample.steps=2", "train.checkpoint_every=6"]  # fmt: skip
     cfg = load_config(BRUSH, _overrides(tmp_path, *small))
     assert cfg.model.motion == "splat" and cfg.train.cond_frames == 1

@@ -9,13 +9,13 @@ Clip i is `brush_sprites(clip_seed(0, "eval", i))`, the same clips as the TFDS b
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 
+from wanjax.config import config_from_dict, config_to_dict
 from wanjax.data.sprites import brush_sprites
 from wanjax.data.tfds.procedural import clip_seed
 from wanjax.eval.motion import evaluate
@@ -34,9 +34,10 @@ def evaluate_checkpoint(
     overrides: dict | None = None,
 ) -> dict:  # fmt: skip
     """Metrics of the checkpoint's samples of the first `clips` eval clips (sample settings from the checkpoint's
-    config, updated by `overrides`, e.g. {"steps": 16}); brushes=False samples with the brushes dropped."""
+    config, updated by `overrides`, e.g. {"guidance_motion": 3.0}); brushes=False samples with the brushes dropped."""
     cfg, dit, vae = load_checkpoint(ckpt)
-    cfg = dataclasses.replace(cfg, sample=dataclasses.replace(cfg.sample, **(overrides or {})))
+    if overrides:  # through the config machinery: types checked, values validated
+        cfg = config_from_dict(config_to_dict(cfg) | {"sample": config_to_dict(cfg.sample) | overrides})
     data = eval_clips(clips, cfg.sample.frames, cfg.sample.height)
     videos, t0 = [], time.perf_counter()
     for i in range(0, clips, batch):

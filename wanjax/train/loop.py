@@ -9,6 +9,7 @@ losses on CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import tempfile
 import time
@@ -200,6 +201,9 @@ def _sample(cfg: Config, graphdef, state, vae: nnx.Module, out: str, example: di
     context = jnp.zeros((1, 1, cfg.model.text_dim), jnp.float32)
     image = to_uint8(example["video"][:1, 0]) if cfg.train.cond_frames and "video" in example else None
     motion = None
+    if image is not None:  # the clip's size and length, whatever the sample settings say
+        T, H, W = example["video"].shape[1:4]
+        cfg = dataclasses.replace(cfg, sample=dataclasses.replace(cfg.sample, frames=T, height=H, width=W))
     if image is not None and cfg.model.motion != "none":
         from wanjax.motion import compile_brushes
         from wanjax.motion.embed import motion_input
