@@ -18,3 +18,13 @@ def test_python_quickstart_runs(tmp_path, monkeypatch):
     scope["wanjax"].save_dit(scope["dit"], tmp_path / "transformer")
     back = scope["wanjax"].load_dit(tmp_path / "transformer")
     assert back.cfg == scope["dit"].cfg
+
+
+def test_brush_file_example_is_valid_and_compiles():
+    from wanjax.motion import compile_brushes, load_brushes
+
+    text = re.search(r"## Motion brushes\n.*?```json\n(.*?)```", README.read_text(), re.S).group(1)
+    spec = load_brushes(text)
+    assert [b["mode"] for b in spec["brushes"]] == ["path", "sway", "flow", "static", "camera"]
+    tracks = compile_brushes(spec)
+    assert tracks.xy.shape == (256, 17, 2) and set(tracks.brush_id[tracks.valid]) == {0, 1, 2, 3, 4}
