@@ -77,6 +77,13 @@ def convert(src: str | Path, dst: str | Path) -> str:
     if is_diffusers_pipeline(src):
         save_checkpoint(dst, cfg, dit, vae)
         return "diffusers -> wanjax"
+    extras = {"model.motion": cfg.model.motion != "none", "model.first_frame_concat": cfg.model.first_frame_concat,
+              "model.prediction": cfg.model.prediction != "velocity", "vae.kind": cfg.vae.kind != "wan"}  # fmt: skip
+    if any(extras.values()):
+        raise WanjaxError(
+            f"{src} uses wanjax-only features ({', '.join(k for k, v in extras.items() if v)}) that the diffusers "
+            "Wan layout cannot hold; only plain Wan2.1 models convert to diffusers"
+        )
     with atomic_folder(dst) as tmp:
         save_dit(dit, tmp / "transformer")
         save_vae(vae, tmp / "vae")
