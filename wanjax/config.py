@@ -249,10 +249,16 @@ class DataConfig:
     width: int = 64
     train_clips: int = 2000
     eval_clips: int = 200
+    stream: bool = False  # procedural sets: generate every training clip on the fly, never one twice (data/stream.py)
+    workers: int = 0  # with stream: Grain worker processes generating clips (0 = the training process's threads)
 
     def validate(self) -> None:
         _choice("data.name", self.name, ("brushsprites", "sprites60", "video_latents"))
         check_frame_count(self.frames, "data.frames")
+        if self.stream and self.name == "video_latents":
+            raise WanjaxError("data.stream=true generates procedural clips; video_latents is built ahead: set it false")
+        if self.workers < 0:
+            raise WanjaxError(f"data.workers={self.workers} must be >= 0 (0 = no worker processes)")
 
 
 @dataclasses.dataclass(frozen=True)

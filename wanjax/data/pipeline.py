@@ -9,6 +9,8 @@ The iterator is a `grain.DatasetIterator`, so `grain.checkpoint.CheckpointSave(i
 (wanjax.train.checkpoint).
 """
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import grain
@@ -50,6 +52,7 @@ def make_dataset(
     *,
     train: bool | None = None,
     prefetch: int = 2,
+    transform: Callable[[dict], dict] | None = None,
     **options,
 ) -> grain.DatasetIterator:
     """Batches of `split` of a built data set (options as `get_builder`, matching the build).
@@ -57,7 +60,7 @@ def make_dataset(
     batch_size is global: process p of P reads clips p, p+P, … of the split and yields batch_size / P of them per
     batch. train (default: split == "train") shuffles with `seed`, differently each epoch, and repeats forever;
     otherwise the split is read once, in order. The last partial batch is dropped. prefetch: batches read ahead,
-    each by its own thread (0 = read in the caller's thread)."""
+    each by its own thread (0 = read in the caller's thread). transform: applied to each batch by those threads."""
     process, processes = jax.process_index(), jax.process_count()
     if batch_size % processes:
         raise WanjaxError(f"batch_size={batch_size} is not a multiple of the process count {processes}")
@@ -77,13 +80,26 @@ def make_dataset(
     if split == "train" if train is None else train:
         ds = ds.shuffle(seed).repeat()  # shuffle first: each epoch is a fresh permutation, epochs never mix
     ds = ds.map(decode).batch(per_process, drop_remainder=True)
+    if transform is not None:
+        ds = ds.map(transform)
     return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=prefetch, prefetch_buffer_size=prefetch)))
 
 
 def config_batches(cfg: Config, split: str) -> grain.DatasetIterator:
     """The training loop's data: `cfg.data`'s set in batches of train.batch_size shuffled with train.seed. A
-    procedural set is built on first use (by process 0; with several processes data_dir must be shared)."""
+    procedural set is built on first use (by process 0; with several processes data_dir must be shared), or with
+    data.stream generated on the fly (`wanjax.data.stream`)."""
     d = cfg.data
+    transform = None
+    if cfg.model.motion != "none":
+        from wanjax.train.step import brush_motion
+
+        transform = functools.partial(brush_motion, cfg)  # brushes -> tracks in the pipeline's threads / workers
+    if d.stream:
+        from wanjax.data.stream import stream_dataset
+
+        size = dict(frames=d.frames, height=d.height, width=d.width, eval_clips=d.eval_clips)
+        return stream_dataset(d.name, split, cfg.train.batch_size, workers=d.workers, transform=transform, **size)
     if d.name == "video_latents":  # built beforehand from real clips: building needs the encoders
         options = {"frames": d.frames}
     else:
@@ -96,4 +112,4 @@ def config_batches(cfg: Config, split: str) -> grain.DatasetIterator:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(f"wanjax data {d.name} built")
-    return make_dataset(d.name, split, d.data_dir, cfg.train.batch_size, cfg.train.seed, **options)
+    return make_dataset(d.name, split, d.data_dir, cfg.train.batch_size, cfg.train.seed, transform=transform, **options)

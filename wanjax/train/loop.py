@@ -30,7 +30,7 @@ from wanjax.parallel.mesh import make_mesh, maybe_initialize_distributed
 from wanjax.train.checkpoint import Checkpointer, abstract_like
 from wanjax.train.metrics import RunLog, peak_flops
 from wanjax.train.state import init_state, optimizer, state_shardings
-from wanjax.train.step import batch_motion, batch_shardings, make_train_step, motion_batch
+from wanjax.train.step import batch_motion, batch_shardings, brush_motion, make_train_step
 
 EVAL_SIGMAS = (0.2, 0.5, 0.8)  # fixed noise levels of the eval loss, so evals are comparable across steps
 VAE_SEED = 1
@@ -80,8 +80,8 @@ def to_global(batch: dict, shardings: dict) -> dict:
 def make_encoder(cfg: Config, vae: nnx.Module) -> Callable[[dict], dict]:
     """Host batch -> model batch {"latents", "context", ...}: a procedural {"video": [B, T, H, W, 3] in [-1, 1]} is
     encoded by the frozen VAE; cached real video ({"latents", "context"}, data/tfds) passes through. With
-    train.cond_frames the leading latent frames are conditioning; a brush model gets each clip's brushes compiled
-    to tracks (the same compile_brushes as sampling)."""
+    train.cond_frames the leading latent frames are conditioning; a brush model gets each clip's brushes as tracks
+    (`brush_motion`: already done by the input pipeline's workers, else here)."""
 
     def encode(batch: dict) -> dict:
         if "latents" in batch:
@@ -94,11 +94,9 @@ def make_encoder(cfg: Config, vae: nnx.Module) -> Callable[[dict], dict]:
         if cfg.train.cond_frames:
             out["cond_frames"] = jnp.asarray(np.arange(F) < cfg.train.cond_frames, jnp.float32)[None].repeat(B, 0)
         if cfg.model.motion != "none":
-            from wanjax.motion import compile_brushes
-            from wanjax.motion.embed import motion_input
-
-            tracks = [compile_brushes(b, max_tracks=cfg.train.max_tracks) for b in batch["brushes"]]
-            out |= {k: jnp.asarray(v) for k, v in motion_batch(motion_input(tracks, cfg.vae)).items()}
+            if "motion_xy" not in batch:
+                batch = brush_motion(cfg, batch)
+            out |= {k: jnp.asarray(batch[k]) for k in batch if k.startswith("motion_")}
         return out
 
     return encode

@@ -42,6 +42,16 @@ def motion_batch(motion: Motion) -> dict:
     return {f"motion_{k}": getattr(motion, k) for k in MOTION_KEYS}
 
 
+def brush_motion(cfg: Config, batch: dict) -> dict:
+    """A host batch with "brushes" (B brush files) plus their motion entries (numpy): each file compiled to
+    train.max_tracks tracks, the same compile_brushes as sampling. Runs in the input pipeline's workers."""
+    from wanjax.motion import compile_brushes
+    from wanjax.motion.embed import motion_input
+
+    tracks = [compile_brushes(b, max_tracks=cfg.train.max_tracks) for b in batch["brushes"]]
+    return batch | motion_batch(motion_input(tracks, cfg.vae))
+
+
 def batch_motion(batch: dict) -> Motion | None:
     """The batch's brush tracks as the DiT's motion input, or None when it has none."""
     if "motion_xy" not in batch:

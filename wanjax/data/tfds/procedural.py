@@ -49,8 +49,15 @@ class _Sprites(Builder, skip_registration=True):
     MAX_SPRITES: int
     KINDS: tuple[str, ...]
 
-    def _clip(self, seed: int) -> dict:
+    @staticmethod
+    def generate(seed: int, frames: int, height: int, width: int) -> dict:
+        """The generator's clip for `seed` (`wanjax.data.sprites`)."""
         raise NotImplementedError
+
+    @classmethod
+    def example(cls, seed: int, frames: int, height: int, width: int) -> dict:
+        """The stored example of clip `seed`: what the builder writes and `wanjax.data.stream` yields."""
+        return cls._example(cls.generate(seed, frames, height, width), seed)
 
     def _features(self) -> dict:
         c, s = self.builder_config, self.MAX_SPRITES
@@ -66,8 +73,9 @@ class _Sprites(Builder, skip_registration=True):
             "seed": tfds.features.Scalar(np.int64),
         }
 
-    def _example(self, clip: dict, seed: int) -> dict:
-        n, pad = len(clip["kinds"]), self.MAX_SPRITES - len(clip["kinds"])
+    @classmethod
+    def _example(cls, clip: dict, seed: int) -> dict:
+        n, pad = len(clip["kinds"]), cls.MAX_SPRITES - len(clip["kinds"])
 
         def rows(x, fill=0):
             return np.concatenate([x, np.full((pad, *x.shape[1:]), fill, x.dtype)])
@@ -77,7 +85,7 @@ class _Sprites(Builder, skip_registration=True):
             "tracks": rows(clip["tracks"]),
             "visible": rows(clip["visible"]),
             "valid": rows(np.ones(n, bool)),
-            "kind": rows(np.array([self.KINDS.index(k) for k in clip["kinds"]], np.int32), -1),
+            "kind": rows(np.array([cls.KINDS.index(k) for k in clip["kinds"]], np.int32), -1),
             "shape": rows(np.array([SHAPES.index(k) for k in clip["shapes"]], np.int32), -1),
             "colors": rows(clip["colors"]),
             "radii": rows(clip["radii"]),
@@ -89,9 +97,9 @@ class _Sprites(Builder, skip_registration=True):
         return {split: self._generate_examples(split, n) for split, n in counts.items()}
 
     def _generate_examples(self, split: str, count: int):
+        c = self.builder_config
         for i in range(count):
-            seed = clip_seed(self.builder_config.seed, split, i)
-            yield i, self._example(self._clip(seed), seed)
+            yield i, self.example(clip_seed(c.seed, split, i), c.frames, c.height, c.width)
 
 
 class BrushSprites(_Sprites):
@@ -103,14 +111,13 @@ class BrushSprites(_Sprites):
     KINDS = ("path", "sway", "static")
     BUILDER_CONFIGS = [sprites_config(17, 64, 64, 2000, 200)]
 
-    def _clip(self, seed: int) -> dict:
-        c = self.builder_config
-        return brush_sprites(seed, c.frames, c.height, c.width)
+    generate = staticmethod(brush_sprites)
 
     def _features(self) -> dict:
         return super()._features() | {"brushes": tfds.features.Text()}
 
-    def _example(self, clip: dict, seed: int) -> dict:
+    @classmethod
+    def _example(cls, clip: dict, seed: int) -> dict:
         return super()._example(clip, seed) | {"brushes": json.dumps(clip["brushes"])}
 
 
@@ -122,6 +129,4 @@ class Sprites60(_Sprites):
     KINDS = ("bounce", "orbit", "leave")
     BUILDER_CONFIGS = [sprites_config(961, 32, 32, 500, 50)]
 
-    def _clip(self, seed: int) -> dict:
-        c = self.builder_config
-        return sprites60(seed, c.frames, c.height, c.width)
+    generate = staticmethod(sprites60)

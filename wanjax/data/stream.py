@@ -1,0 +1,76 @@
+"""Procedural clips generated on the fly through Grain (`data.stream`): training never sees a clip twice.
+
+    it = stream_dataset("brushsprites", "train", batch_size=32, frames=17, height=64, width=64, workers=8)
+    batch = next(it)   # the same keys and dtypes as `pipeline.make_dataset` over the built set
+
+Clip i of a split is the TFDS builder's clip i (`clip_seed(seed, split, i)`), so the stream is the built set
+continued without end: the train split counts up forever, the eval split is its first `eval_clips` clips, in order,
+once. Process p of P takes clips p, p+P, …. The train stream is generated in `workers` Grain worker processes
+(0: in the caller's threads); the iterator's position checkpoints like any Grain iterator. Grain joins each worker
+for up to 25 s when the iterator closes, so a process that ends training waits for them.
+"""
+
+from collections.abc import Callable
+
+import grain
+import jax
+
+from wanjax.data.tfds.procedural import BrushSprites, Sprites60, clip_seed
+from wanjax.errors import WanjaxError
+
+SETS = {"brushsprites": BrushSprites, "sprites60": Sprites60}
+ENDLESS = 2**62  # clip indices of the train stream: more than any run reads
+
+
+class _Clip:
+    """Index -> decoded example (picklable, for Grain's worker processes)."""
+
+    def __init__(self, name: str, split: str, seed: int, frames: int, height: int, width: int):
+        self.builder, self.split, self.seed, self.size = SETS[name], split, seed, (frames, height, width)
+
+    def __call__(self, index: int) -> dict:
+        from wanjax.data.pipeline import decode
+
+        return decode(self.builder.example(clip_seed(self.seed, self.split, index), *self.size))
+
+
+def stream_dataset(
+    name: str,
+    split: str,
+    batch_size: int,
+    *,
+    frames: int,
+    height: int,
+    width: int,
+    eval_clips: int = 200,
+    seed: int = 0,
+    workers: int = 0,
+    prefetch: int = 2,
+    transform: Callable[[dict], dict] | None = None,
+) -> grain.DatasetIterator:
+    """Batches of freshly generated clips of procedural set `name` (brushsprites | sprites60); batch_size is global
+    (see module doc). The last partial eval batch is dropped. transform: applied to each batch where it is made."""
+    if name not in SETS:
+        raise WanjaxError(f"data.stream needs a procedural set ({', '.join(SETS)}), not data.name={name!r}")
+    process, processes = jax.process_index(), jax.process_count()
+    if batch_size % processes:
+        raise WanjaxError(f"batch_size={batch_size} is not a multiple of the process count {processes}")
+    per_process = batch_size // processes
+    stop = ENDLESS if split == "train" else eval_clips
+    ds = grain.MapDataset.range(process, stop, processes)
+    if len(ds) < per_process:
+        raise WanjaxError(
+            f"the {split} stream of {name} has {len(ds)} clips per process, fewer than one batch of {per_process}; "
+            f"use a smaller batch_size or more data.eval_clips"
+        )
+    clip = _Clip(name, split, seed, frames, height, width)
+    ds = ds.map(clip).batch(per_process, drop_remainder=True)
+    if transform is not None:
+        ds = ds.map(transform)
+    if workers and split == "train":  # the eval stream is read once: worker start-up and shutdown would cost more
+        from absl import flags
+
+        if not flags.FLAGS.is_parsed():  # Grain's worker processes read absl flags; wanjax has none of its own
+            flags.FLAGS.mark_as_parsed()
+        return iter(ds.to_iter_dataset().mp_prefetch(grain.MultiprocessingOptions(num_workers=workers)))
+    return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=prefetch, prefetch_buffer_size=prefetch)))
