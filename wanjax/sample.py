@@ -15,13 +15,15 @@ import numpy as np
 from flax import nnx
 
 from wanjax.config import Config, SampleConfig, check_frame_count, config_to_dict, load_config
-from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS, sampling_sigmas
+from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS
 from wanjax.diffusion.samplers import guidance_weights, sample
+from wanjax.diffusion.schedules import attention_mask, chained_windows, pyramid, synchronous
 from wanjax.errors import WanjaxError
 from wanjax.io.export import to_uint8, write_sample
-from wanjax.model.dit import WanDiT
+from wanjax.model.dit import AttnSpec, WanDiT
 from wanjax.model.pixel import make_vae
 from wanjax.motion.embed import Motion, motion_input
+from wanjax.parallel.partition import shard_module
 
 DEMO_CHECKPOINT = Path(__file__).parent / "assets" / "demo"
 
@@ -49,29 +51,43 @@ def generate(
     *,
     image: np.ndarray | None = None,
     motion: Motion | None = None,
+    mesh: jax.sharding.Mesh | None = None,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Synchronous flow-matching sampling of B videos -> (frames uint8 [B, T, H, W, 3], latents [B, F, h, w, C]).
+    """Flow-matching sampling of B videos -> (frames uint8 [B, T, H, W, 3], latents [B, F, h, w, C]).
 
+    The whole clip is one sequence, denoised with sample.schedule (`wanjax.diffusion.schedules`): synchronous,
+    pyramid (segments of mesh.segment_frames latent frames, sample.lag steps apart, causal attention) or chained
+    (the baseline: sample.window-frame windows, each started from sample.overlap clean frames of the last).
     context [B, M, text_dim] (zeros: no text). image uint8 [B, H, W, 3]: image-to-video, latent frame 0 is the
     image's latent, clean (sigma 0) at every step. motion: brush tracks of the B videos, injected in sampler steps
     sample.apply_steps with sample.motion_strength and guided with sample.guidance_motion (text guidance only
-    applies with text, i.e. a non-zero context)."""
+    applies with text, i.e. a non-zero context). mesh: attention and activations sharded over it (frames over
+    'ring': mesh.attention 'auto' runs ring attention when the ring axis is > 1)."""
     scfg = cfg.sample
     shape = latent_shape(scfg, cfg)
-    B = context.shape[0]
+    B, F = context.shape[0], shape[0]
     x = jax.random.normal(jax.random.key(seed), (B, *shape), jnp.float32)
-    sigmas = np.repeat(sampling_sigmas(scfg.steps, scfg.shift)[:, None], shape[0], axis=1)  # [steps + 1, F]
+    clean = np.zeros(F, bool)  # conditioning frames: sigma 0 throughout
     if image is not None:
         first = vae.encode(jnp.asarray(image, jnp.float32)[:, None] / 127.5 - 1.0)  # [B, 1, h, w, C]
         x = x.at[:, 0].set(first[:, 0])
-        sigmas[:, 0] = 0.0
+        clean[0] = True
+    if scfg.schedule == "chained" and motion is not None:
+        raise WanjaxError("brushes need sample.schedule=synchronous or pyramid (chained windows restart the clip)")
     has_text = bool(np.any(np.asarray(context)))
     branches = guidance_weights(has_text, motion is not None, scfg.guidance_text, scfg.guidance_motion)
     a, b = scfg.apply_steps or (0, scfg.steps)
     if motion is not None:
         motion = jax.tree.map(jnp.asarray, motion.replace(strength=np.full(B, scfg.motion_strength, np.float32)))
+    if mesh is not None:
+        shard_module(dit, mesh)  # in place: the weights by their logical axes (FSDP / tensor)
     graphdef, params = nnx.split(dit)
+    mask = attention_mask(scfg.schedule)
+    if mesh is None:
+        attn = AttnSpec(mask=mask, segment_frames=cfg.mesh.segment_frames)
+    else:
+        attn = AttnSpec.from_config(cfg.mesh, mesh, mask=mask)
 
     def velocity(params, x, sigma, step):
         on = (step >= a) & (step < b)
@@ -80,10 +96,24 @@ def generate(
         if motion is not None:
             m = jax.tree.map(lambda *v: jnp.concatenate(v), *[motion.dropped(~(on & use)) for _, use, _ in branches])
         t = jnp.broadcast_to(sigma * NUM_TRAIN_TIMESTEPS, (len(branches) * B, sigma.shape[0]))
-        v = nnx.merge(graphdef, params)(jnp.concatenate([x] * len(branches)), t, ctx, m)
+        v = nnx.merge(graphdef, params)(jnp.concatenate([x] * len(branches)), t, ctx, m, attn=attn)
         return sum(w * v[i * B : (i + 1) * B] for i, (_, _, w) in enumerate(branches))
 
-    latents = sample(velocity, params, x, sigmas, progress)
+    def denoise(x, sigmas, keep):
+        sigmas[:, keep] = 0.0
+        return sample(velocity, params, x, sigmas, progress)
+
+    if scfg.schedule == "chained":
+        for i, (start, stop) in enumerate(chained_windows(F, scfg.window, scfg.overlap)):
+            keep = clean[start:stop].copy()
+            keep[: scfg.overlap if i else 0] = True  # the previous window's last frames, already denoised
+            sigmas = synchronous(scfg.steps, scfg.shift, stop - start)
+            x = x.at[:, start:stop].set(denoise(x[:, start:stop], sigmas, keep))
+        latents = x
+    elif scfg.schedule == "pyramid":
+        latents = denoise(x, pyramid(scfg.steps, scfg.shift, F, cfg.mesh.segment_frames, scfg.lag), clean)
+    else:
+        latents = denoise(x, synchronous(scfg.steps, scfg.shift, F), clean)
     video = vae.decode(latents)
     return np.stack([to_uint8(v) for v in video]), np.asarray(latents)
 
