@@ -217,6 +217,7 @@ class SampleConfig:
     shift: float = 5.0
     schedule: str = "synchronous"  # synchronous | pyramid | chained
     lag: int = 2
+    kv_cache: bool = True  # pyramid: finished segments' K/V cached, not recomputed (dense attention, no brushes)
     window: int = 21
     overlap: int = 5
     guidance_text: float = 5.0

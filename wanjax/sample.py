@@ -17,7 +17,7 @@ from flax import nnx
 from wanjax.config import Config, SampleConfig, check_frame_count, config_to_dict, load_config
 from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS
 from wanjax.diffusion.samplers import guidance_weights, sample
-from wanjax.diffusion.schedules import attention_mask, chained_windows, pyramid, synchronous
+from wanjax.diffusion.schedules import attention_mask, chained_windows, pyramid, pyramid_windows, synchronous
 from wanjax.errors import WanjaxError
 from wanjax.io.export import to_uint8, write_sample
 from wanjax.model.dit import AttnSpec, WanDiT
@@ -89,19 +89,24 @@ def generate(
     else:
         attn = AttnSpec.from_config(cfg.mesh, mesh, mask=mask)
 
+    def model(params, x, t, **kw):  # the CFG branches as one batch, combined by their weights
+        v = nnx.merge(graphdef, params)(jnp.concatenate([x] * len(branches)), t, **kw)
+        combine = lambda v: sum(w * v[i * B : (i + 1) * B] for i, (_, _, w) in enumerate(branches))  # noqa: E731
+        return (combine(v[0]), v[1]) if kw.get("return_kv") else combine(v)
+
+    ctx = jnp.concatenate([context if text else jnp.zeros_like(context) for text, _, _ in branches])
+
     def velocity(params, x, sigma, step):
         on = (step >= a) & (step < b)
-        ctx = jnp.concatenate([context if text else jnp.zeros_like(context) for text, _, _ in branches])
         m = None
         if motion is not None:
             m = jax.tree.map(lambda *v: jnp.concatenate(v), *[motion.dropped(~(on & use)) for _, use, _ in branches])
         t = jnp.broadcast_to(sigma * NUM_TRAIN_TIMESTEPS, (len(branches) * B, sigma.shape[0]))
-        v = nnx.merge(graphdef, params)(jnp.concatenate([x] * len(branches)), t, ctx, m, attn=attn)
-        return sum(w * v[i * B : (i + 1) * B] for i, (_, _, w) in enumerate(branches))
+        return model(params, x, t, context=ctx, motion=m, attn=attn)
 
-    def denoise(x, sigmas, keep):
+    def denoise(x, sigmas, keep, velocity=velocity, carry=None):
         sigmas[:, keep] = 0.0
-        return sample(velocity, params, x, sigmas, progress)
+        return sample(velocity, params, x, sigmas, progress, scfg.solver, carry)
 
     if scfg.schedule == "chained":
         for i, (start, stop) in enumerate(chained_windows(F, scfg.window, scfg.overlap)):
@@ -111,11 +116,39 @@ def generate(
             x = x.at[:, start:stop].set(denoise(x[:, start:stop], sigmas, keep))
         latents = x
     elif scfg.schedule == "pyramid":
-        latents = denoise(x, pyramid(scfg.steps, scfg.shift, F, cfg.mesh.segment_frames, scfg.lag), clean)
+        sigmas = pyramid(scfg.steps, scfg.shift, F, cfg.mesh.segment_frames, scfg.lag)
+        cached = motion is None and not cfg.model.first_frame_concat and attn.impl == "dense"
+        if scfg.kv_cache and cached and cfg.model.patch_size[0] == 1:
+            sigmas[:, clean] = 0.0
+            velocity, carry = _cached_velocity(model, cfg, sigmas, ctx, attn, (len(branches) * B, *shape))
+            latents = denoise(x, sigmas, clean, velocity, carry)
+        else:
+            latents = denoise(x, sigmas, clean)
     else:
         latents = denoise(x, synchronous(scfg.steps, scfg.shift, F), clean)
     video = vae.decode(latents)
     return np.stack([to_uint8(v) for v in video]), np.asarray(latents)
+
+
+def _cached_velocity(model, cfg: Config, sigmas: np.ndarray, ctx, attn: AttnSpec, shape: tuple) -> tuple:
+    """A pyramid velocity that runs the DiT on each step's window only (`pyramid_windows`), reading the frames
+    before it from a K/V cache it keeps up to date: (velocity(params, x, sigma, i, cache) -> (v, cache), the empty
+    cache [layers, batch, F * tokens, N, K] for K and V). Equal to recomputing the whole clip each step."""
+    starts, length = pyramid_windows(sigmas, cfg.mesh.segment_frames)
+    starts = jnp.asarray(starts)
+    batch, F, h, w, _ = shape
+    S = h // cfg.model.patch_size[1] * (w // cfg.model.patch_size[2])
+    buffer = jnp.zeros((cfg.model.num_layers, batch, F * S, cfg.model.num_heads, cfg.model.head_dim), cfg.model.dtype)
+
+    def velocity(params, x, sigma, step, cache):
+        lo = starts[step]
+        xw = jax.lax.dynamic_slice_in_dim(x, lo, length, axis=1)
+        t = jnp.broadcast_to(jax.lax.dynamic_slice_in_dim(sigma, lo, length) * NUM_TRAIN_TIMESTEPS, (batch, length))
+        v, kv = model(params, xw, t, context=ctx, attn=attn, kv_cache=(*cache, lo), return_kv=True)
+        cache = tuple(jax.lax.dynamic_update_slice_in_dim(c, n, lo * S, axis=2) for c, n in zip(cache, kv, strict=True))
+        return jax.lax.dynamic_update_slice_in_dim(jnp.zeros_like(x), v, lo, axis=1), cache
+
+    return velocity, (buffer, buffer)
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -39,6 +39,25 @@ def pyramid(steps: int, shift: float, frames: int, segment_frames: int, lag: int
     return base[index]
 
 
+def pyramid_windows(sigmas: np.ndarray, segment_frames: int) -> tuple[np.ndarray, int]:
+    """Where a K/V-cached pyramid step computes: (start frame of each step [steps], window length A).
+
+    Step i's window of A frames holds every frame that moves in it, and the segment before the first of them
+    (finished: computing it at its final state is what puts its exact K/V in the cache before it falls behind the
+    window). Frames before the window are read from the cache; frames after it wait at sigma 1 and, under the
+    causal mask, change nothing before them."""
+    frames = sigmas.shape[1]
+    segment = np.arange(frames) // segment_frames
+    bounds = []
+    for moving in sigmas[1:] != sigmas[:-1]:
+        idx = np.flatnonzero(moving)
+        lo = max(0, (int(segment[idx[0]]) - 1) * segment_frames) if len(idx) else 0
+        hi = min(frames, (int(segment[idx[-1]]) + 1) * segment_frames) if len(idx) else frames
+        bounds.append((lo, hi))
+    length = max(hi - lo for lo, hi in bounds)
+    return np.array([min(lo, frames - length) for lo, _ in bounds], np.int32), length
+
+
 def chained_windows(frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
     """Latent frame ranges [start, stop) of the chained baseline's windows: each starts `overlap` frames before the
     previous one ended; the last one ends at `frames` (it may be shorter)."""

@@ -135,32 +135,35 @@ def attention(
     sink_frames: int = 0,
     impl: str = "dense",
     mesh: jax.sharding.Mesh | None = None,
+    cache: tuple[jax.Array, jax.Array, jax.Array | int] | None = None,
 ) -> jax.Array:
     """Self-attention over a time-major video token sequence. q, k, v [B, L, N, K] -> [B, L, N, K].
 
     impl: dense (one [L, L] score matrix), blockwise (tiles with online softmax and skipped masked tiles,
     one device), ring (ring attention over the mesh's 'ring' axis; needs `mesh`). Same numbers for all.
+    cache: (K, V, start): K, V [B, Lc, N, K] hold tokens 0 … start - 1 of the clip (start may be traced; rows from
+    start on are ignored), and q, k, v are tokens start … start + L - 1 (pyramid sampling); dense only.
     """
     L = q.shape[1]
     check_attention_args(L, tokens_per_frame, segment_frames, mask, window)
+    masking = dict(segment_frames=segment_frames, mask=mask, window=window, sink_frames=sink_frames)
+    if cache is not None:
+        if impl != "dense":
+            raise WanjaxError(f"attention with a K/V cache runs impl='dense', not {impl!r}")
+        ck, cv, start = cache
+        cached = jnp.arange(ck.shape[1])
+        k_pos = jnp.concatenate([cached, start + jnp.arange(L)])
+        vis = token_visible(start + jnp.arange(L), k_pos, tokens_per_frame=tokens_per_frame, **masking)
+        vis = vis & jnp.concatenate([cached < start, jnp.ones(L, bool)])[None]
+        return dot_attention(q, jnp.concatenate([ck, k], axis=1), jnp.concatenate([cv, v], axis=1), vis)
     if impl == "dense":
         if mask == "full":
             return dot_attention(q, k, v)
         pos = jnp.arange(L)
-        vis = token_visible(
-            pos,
-            pos,
-            tokens_per_frame=tokens_per_frame,
-            segment_frames=segment_frames,
-            mask=mask,
-            window=window,
-            sink_frames=sink_frames,
-        )
-        return dot_attention(q, k, v, vis)
+        return dot_attention(q, k, v, token_visible(pos, pos, tokens_per_frame=tokens_per_frame, **masking))
     # Imported here: ring builds on the mask predicates of this module.
     from wanjax.parallel import ring
 
-    masking = dict(segment_frames=segment_frames, mask=mask, window=window, sink_frames=sink_frames)
     if impl == "blockwise":
         return ring.blockwise_attention(q, k, v, tokens_per_frame=tokens_per_frame, **masking)
     if impl == "ring":

@@ -59,10 +59,10 @@ class AttnSpec:
         if self.mesh is not None:
             check_divisible("model.num_heads", cfg.num_heads, self.mesh, "tensor")
 
-    def __call__(self, q: jax.Array, k: jax.Array, v: jax.Array, tokens_per_frame: int) -> jax.Array:
+    def __call__(self, q: jax.Array, k: jax.Array, v: jax.Array, tokens_per_frame: int, cache=None) -> jax.Array:
         return attention(
             q, k, v, tokens_per_frame=tokens_per_frame, segment_frames=self.segment_frames, mask=self.mask,
-            window=self.window, sink_frames=self.sink_frames, impl=self.impl, mesh=self.mesh,
+            window=self.window, sink_frames=self.sink_frames, impl=self.impl, mesh=self.mesh, cache=cache,
         )  # fmt: skip
 
 
@@ -159,14 +159,25 @@ class WanDiT(nnx.Module):
         *,
         attn: AttnSpec = AttnSpec(),
         frame_offset: int = 0,
-    ) -> jax.Array:
+        kv_cache: tuple[jax.Array, jax.Array, jax.Array | int] | None = None,
+        return_kv: bool = False,
+    ) -> jax.Array | tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """Velocity [B, F, H, W, C] for latents x [B, F, H, W, C] at timesteps t [B] or [B, F].
 
         context [B, M, text_dim]; frame_offset shifts the RoPE time positions (a window of a longer clip).
         motion: brush tracks (wanjax.motion.embed.Motion); their map is sampled from x's first latent frame (the
         clean image in image-to-video) and added to the patch tokens through the zero-initialised motion_proj.
+        kv_cache: (K, V, start) with the self-attention K, V [layers, B, Lc, N, K] of the clip's first `start`
+        latent frames (pyramid sampling: the finished segments; start may be traced, rows after them are
+        ignored); x's frames are then frames start … of the clip, in RoPE and mask. return_kv: also return x's
+        own (K, V) [layers, B, L, N, K], to be cached.
         """
         cfg = self.cfg
+        if kv_cache is not None and (motion is not None or cfg.first_frame_concat):
+            raise WanjaxError(
+                "a K/V cache needs the clip's first frame among x's frames: not with brushes or "
+                "model.first_frame_concat (sample with the cache off)"
+            )
         if motion is not None and cfg.motion == "none":
             raise WanjaxError(
                 "this model has no motion input (model.motion=none); brushes need a model trained with "
@@ -188,26 +199,39 @@ class WanDiT(nnx.Module):
             m = self.motion_proj(m.astype(jnp.dtype(cfg.dtype))).reshape(B, Fp, S, cfg.dim)
             h = h + m * motion.strength.astype(h.dtype)[:, None, None, None]
         h = constrain(h, FRAMES_LAYOUT, attn.mesh)
-        rope = rope_tables(rope_angles(np.arange(Fp) + frame_offset, Hp, Wp, cfg.head_dim, cfg.rope_theta))
+        if kv_cache is None:
+            angles, cache = rope_angles(np.arange(Fp) + frame_offset, Hp, Wp, cfg.head_dim, cfg.rope_theta), None
+            rope = rope_tables(angles)
+        else:  # the RoPE rows of frames start … start + Fp - 1 among those of the cache and x
+            ck, cv, start = kv_cache
+            frames = np.arange(ck.shape[2] // S + Fp) + frame_offset
+            rope = rope_tables(rope_angles(frames, Hp, Wp, cfg.head_dim, cfg.rope_theta))
+            rope = tuple(jax.lax.dynamic_slice_in_dim(r, start * S, Fp * S) for r in rope)
+            cache = (ck, cv, jnp.broadcast_to(start * S, (cfg.num_layers,)))
         rope = tuple(constrain(r, ("tokens", None), attn.mesh) for r in rope)
-        attend = lambda q, k, v: attn(q, k, v, tokens_per_frame=S)  # noqa: E731
-
         graphdef, params = nnx.split(self.blocks)
 
-        def body(h, p):
+        def body(h, layer):
+            p, cache = layer
+            kv = []
+
+            def attend(q, k, v):
+                kv.append((k, v))
+                return attn(q, k, v, tokens_per_frame=S, cache=cache)
+
             h = nnx.merge(graphdef, p)(h, ctx, mod, rope, attend)
-            return constrain(h, FRAMES_LAYOUT, attn.mesh), None
+            return constrain(h, FRAMES_LAYOUT, attn.mesh), kv[0] if return_kv else None
 
         if cfg.remat != "none":
             body = jax.checkpoint(body, policy=REMAT_POLICIES[cfg.remat])
-        h, _ = jax.lax.scan(body, h, params)
+        h, new_kv = jax.lax.scan(body, h, (params, cache))
 
         head = self.scale_shift_table[...].astype(jnp.float32) + temb.astype(jnp.float32)[:, :, None]
         h = modulate(layer_norm(h, cfg.eps), head[:, :, 0], head[:, :, 1]).astype(h.dtype)
         out = unpatchify(self.proj_out(h), (Fp, Hp, Wp), cfg.patch_size, cfg.out_channels)
         if cfg.prediction == "sample":
-            return velocity_from_sample(x, out, t / NUM_TRAIN_TIMESTEPS)
-        return out
+            out = velocity_from_sample(x, out, t / NUM_TRAIN_TIMESTEPS)
+        return (out, new_kv) if return_kv else out
 
 
 def velocity_from_sample(x: jax.Array, x0: jax.Array, sigma: jax.Array, floor: float = 0.05) -> jax.Array:
