@@ -34,6 +34,19 @@ def test_same_seed_same_video(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("schedule", ["synchronous", "pyramid"])
+def test_sample_on_a_ring_equals_one_device(tmp_path, schedule):
+    """mesh.ring=8: the clip's 9 latent frames sharded over 8 fake devices (ring attention, padded to 16) give the
+    latents of the one-device run (fp32, ≤ 1e-4 relative)."""
+    long = [*FAST, "sample.frames=33", f"sample.schedule={schedule}", "mesh.segment_frames=2"]
+    for d, ring in (("one", "1"), ("ring", "8")):
+        assert main(["sample", TINY, "--out", str(tmp_path / d), *long, f"mesh.ring={ring}"]) == 0
+    one, ring = (np.load(tmp_path / d / "sample.npz")["latents"] for d in ("one", "ring"))
+    assert one.shape == (9, 8, 12, 192)
+    assert np.abs(ring - one).max() / np.abs(one).max() <= 1e-4
+    assert json.loads((tmp_path / "ring" / "sample.json").read_text())["mesh"]["ring"] == 8
+
+
 @pytest.mark.parametrize(
     "args, message",
     [(["sample.frames=16"], "sample.frames=16 is not 4k+1; use 13 or 17"),

@@ -226,9 +226,13 @@ def run_sample(
 
         tracks = compile_brushes(brushes, max_tracks=cfg.sample.max_tracks)
         motion = motion_input([tracks], cfg.vae)
-    frames, latents = generate(
-        dit, vae, cfg, seed, context, image=None if first is None else first[None], motion=motion
-    )
+    mesh = None
+    if cfg.mesh.ring > 1:  # a long clip as one sequence, its frames sharded over the ring (ring attention)
+        from wanjax.parallel.mesh import make_mesh
+
+        mesh = make_mesh(cfg.mesh)
+    start = None if first is None else first[None]
+    frames, latents = generate(dit, vae, cfg, seed, context, image=start, motion=motion, mesh=mesh)
     frames, latents = frames[0], latents[0]
     t_done = time.perf_counter()
     meta = {
@@ -241,6 +245,7 @@ def run_sample(
         "frames": list(frames.shape),
         "timings_s": {"load": round(t_load - t0, 3), "generate": round(t_done - t_load, 3)},
         "devices": [str(d) for d in jax.devices()],
+        "mesh": None if mesh is None else dict(mesh.shape),
     }
     extras = None
     if tracks is not None:
