@@ -185,6 +185,7 @@ class TrainConfig:
     timestep_sampling: str = "logit_normal"  # uniform | logit_normal (SD3/Wan), then shifted
     shift: float = 1.0  # training sigma shift (sigma' = shift s / (1 + (shift - 1) s))
     per_segment_prob: float = 0.0  # diffusion forcing: P(independent noise level per segment) per example
+    causal_prob: float = 0.0  # share of steps trained for pyramid sampling: causal segment mask, noise per segment
     cond_frames: int = 0  # leading latent frames given clean (timestep 0, no loss): 1 = image-to-video
     motion_dropout: float = 0.1  # P(an example's brushes are dropped): the unconditional branch of motion CFG
     max_tracks: int = 256  # track points per clip compiled from its brushes (static shape)
@@ -202,7 +203,7 @@ class TrainConfig:
         _choice("train.timestep_sampling", self.timestep_sampling, ("uniform", "logit_normal"))
         if self.grad_accum < 1:
             raise WanjaxError(f"train.grad_accum={self.grad_accum}: must be >= 1")
-        for key in ("per_segment_prob", "motion_dropout"):
+        for key in ("per_segment_prob", "causal_prob", "motion_dropout"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise WanjaxError(f"train.{key}={getattr(self, key)}: a probability in [0, 1]")
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from wanjax.config import Config
+from wanjax.config import Config, TrainConfig
 from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS, add_noise, flow_loss
 from wanjax.errors import WanjaxError
 from wanjax.model.dit import AttnSpec, WanDiT
@@ -48,6 +48,12 @@ class Preemption:
 
     def close(self) -> None:
         signal.signal(signal.SIGTERM, self.previous)
+
+
+def is_causal_step(tcfg: TrainConfig, step: int) -> bool:
+    """Whether step `step` trains the pyramid way (train.causal_prob): a pure function of (seed, step), so a
+    resumed run makes the same choices."""
+    return bool(tcfg.causal_prob) and np.random.default_rng([tcfg.seed, step]).random() < tcfg.causal_prob
 
 
 def eval_loss_fn(graphdef, cfg: Config, attn: AttnSpec) -> Callable:
@@ -132,6 +138,7 @@ def train(
     first = encode(next(train_iter))
     s_batch = batch_shardings(first, mesh)
     step_fn = make_train_step(graphdef, tx, cfg, mesh, state, first)
+    causal_fn = make_train_step(graphdef, tx, cfg, mesh, state, first, causal=True) if tcfg.causal_prob else None
     eval_fn = eval_loss_fn(graphdef, cfg, AttnSpec.from_config(cfg.mesh, mesh))
     flops = step_fn.lower(state, first).compile().cost_analysis().get("flops", 0.0)
     tokens = int(np.prod(first["latents"].shape[:4])) // int(np.prod(cfg.model.patch_size))
@@ -143,13 +150,14 @@ def train(
     batch, t_last, n_last = first, time.perf_counter(), start
     try:
         for step in range(start, tcfg.steps):
-            state, metrics = step_fn(state, to_global(batch, s_batch))
+            causal = is_causal_step(tcfg, step)
+            state, metrics = (causal_fn if causal else step_fn)(state, to_global(batch, s_batch))
             n = step + 1
             stopping = stop.requested  # read once: a later signal is handled at the end of the next step
             saving = n % tcfg.checkpoint_every == 0 or n == tcfg.steps or stopping
             row = {}
             if n % tcfg.log_every == 0 or saving:
-                row = {k: float(v) for k, v in metrics.items()}
+                row = {k: float(v) for k, v in metrics.items()} | ({"causal": int(causal)} if causal_fn else {})
                 if not np.isfinite(row["loss"]):
                     ckpt.wait()
                     good = ckpt.steps()

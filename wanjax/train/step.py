@@ -63,13 +63,15 @@ def batch_motion(batch: dict) -> Motion | None:
 def loss_fn(model: nnx.Module, batch: dict, key: jax.Array, cfg: Config, attn: AttnSpec) -> jax.Array:
     """Flow-matching loss of one batch. Frames marked in `cond_frames` stay clean (sigma 0) and are the
     conditioning (image-to-video); `frame_weight` excludes frames from the loss. Brush tracks, if any, are dropped
-    for a train.motion_dropout share of the examples (the unconditional branch of motion guidance).
+    for a train.motion_dropout share of the examples (the unconditional branch of motion guidance). Under a causal
+    mask (a pyramid step, train.causal_prob) every example gets one noise level per segment.
     """
     x = batch["latents"]
     B, F = x.shape[:2]
     k_sigma, k_eps, k_drop = jax.random.split(key, 3)
     t = cfg.train
-    sigma = frame_sigmas(k_sigma, B, F, cfg.mesh.segment_frames, t.per_segment_prob, t.timestep_sampling, t.shift)
+    per_segment = 1.0 if attn.mask == "causal" else t.per_segment_prob
+    sigma = frame_sigmas(k_sigma, B, F, cfg.mesh.segment_frames, per_segment, t.timestep_sampling, t.shift)
     weight = batch.get("frame_weight")
     if "cond_frames" in batch:
         cond = batch["cond_frames"].astype(jnp.float32)
@@ -108,10 +110,11 @@ def batch_shardings(batch: dict, mesh: Mesh) -> dict:
 
 def make_train_step(
     graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cfg: Config, mesh: Mesh | None, state: TrainState,
-    batch: dict,
+    batch: dict, causal: bool = False,
 ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:  # fmt: skip
-    """jit(train_step) with the state donated; with a mesh, explicit in/out shardings for state and batch."""
-    attn = AttnSpec.from_config(cfg.mesh, mesh)
+    """jit(train_step) with the state donated; with a mesh, explicit in/out shardings for state and batch. causal:
+    the pyramid way (causal segment mask, noise per segment), else the synchronous way (full attention)."""
+    attn = AttnSpec.from_config(cfg.mesh, mesh, mask="causal" if causal else "full")
 
     def step(state, batch):
         return train_step(graphdef, tx, cfg, attn, state, batch)
