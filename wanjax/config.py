@@ -403,6 +403,13 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     return _build(Config, data, "").validate()
 
 
+def with_sample(cfg: Config, values: dict[str, Any]) -> Config:
+    """cfg with sample settings replaced, through the config machinery (types checked, values validated)."""
+    if not values:
+        return cfg
+    return config_from_dict(config_to_dict(cfg) | {"sample": config_to_dict(cfg.sample) | values})
+
+
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """JSON/YAML-ready dict (tuples as lists)."""
     return yaml.safe_load(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))

@@ -54,7 +54,8 @@ def test_causal_steps_are_a_share_fixed_by_seed_and_step(tmp_path):
     assert not any(is_causal_step(config_from_dict({}).train, s) for s in range(100))
     small = [
         "data.frames=9", "data.height=32", "data.width=32", "data.train_clips=16", "data.eval_clips=4",
-        "train.batch_size=4", "mesh.fsdp=4", "mesh.tensor=2", "train.steps=6", "train.log_every=1", "train.causal_prob=0.5", "train.eval_every=6",
+        "train.batch_size=4", "mesh.fsdp=4", "mesh.tensor=2", "train.steps=6", "train.log_every=1",
+        "train.causal_prob=0.5", "train.eval_every=6",
         "model.num_layers=1", f"data.data_dir={tmp_path / 'data'}", f"train.workdir={tmp_path / 'run'}",
     ]  # fmt: skip
     cfg = load_config(TINY, small)

@@ -15,7 +15,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from wanjax.config import config_from_dict, config_to_dict
+from wanjax.config import with_sample
 from wanjax.data.sprites import brush_sprites
 from wanjax.data.tfds.procedural import clip_seed
 from wanjax.eval.motion import evaluate
@@ -36,8 +36,7 @@ def evaluate_checkpoint(
     """Metrics of the checkpoint's samples of the first `clips` eval clips (sample settings from the checkpoint's
     config, updated by `overrides`, e.g. {"guidance_motion": 3.0}); brushes=False samples with the brushes dropped."""
     cfg, dit, vae = load_checkpoint(ckpt)
-    if overrides:  # through the config machinery: types checked, values validated
-        cfg = config_from_dict(config_to_dict(cfg) | {"sample": config_to_dict(cfg.sample) | overrides})
+    cfg = with_sample(cfg, overrides or {})
     data = eval_clips(clips, cfg.sample.frames, cfg.sample.height)
     videos, t0 = [], time.perf_counter()
     for i in range(0, clips, batch):
