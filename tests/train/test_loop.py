@@ -110,9 +110,10 @@ def test_sigterm_saves_the_current_step(tmp_path):
     metrics = tmp_path / "run" / "metrics.jsonl"
     _wait_for(lambda: metrics.is_file() and len(metrics.read_text().splitlines()) >= 3, proc)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 0
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-3000:]
     last = _rows(tmp_path / "run")[-1]["step"]
-    assert json.loads(proc.stdout.read().decode().strip().splitlines()[-1])["status"] == "preempted"
+    assert json.loads(out.decode().strip().splitlines()[-1])["status"] == "preempted"
     assert sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit()) == [last]
 
 
