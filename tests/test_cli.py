@@ -70,3 +70,38 @@ def test_export_copies_a_sample_folder(tmp_path):
     names = sorted(p.name for p in (tmp_path / "copy").iterdir())
     assert names == ["sample.gif", "sample.json", "sample.mp4", "sample.npz", "sample.png"]
     assert (tmp_path / "copy" / "sample.mp4").read_bytes() == (tmp_path / "s" / "sample.mp4").read_bytes()
+
+
+@pytest.mark.parametrize("command", ["demo", "sample", "train", "convert", "export", "bench"])
+def test_help_lists_every_option_with_its_default(capsys, command):
+    from wanjax.cli import _parser
+    from wanjax.config import Config, config_to_dict
+
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    actions = _parser()._subparsers._group_actions[0].choices[command]._actions
+    assert len(actions) >= 2
+    for action in actions:
+        assert (action.option_strings[-1] if action.option_strings else action.metavar or action.dest) in text
+        if action.default not in (None, False, "==SUPPRESS==") and not action.required:
+            assert f"(default: {action.default})" in text
+    sections = {"sample": ("sample", "mesh"), "train": ("train", "data", "mesh", "model", "vae")}.get(command, ())
+    for section in sections:
+        for key, value in config_to_dict(getattr(Config(), section)).items():
+            assert f"{section}.{key}={value}" in text
+
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    import wanjax.sample
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(wanjax.sample, "run_sample", broken)
+    assert main(["sample", TINY, "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wanjax sample: internal error: ZeroDivisionError: division by zero") and "\n" not in err
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "sample", TINY, "--out", str(tmp_path)])

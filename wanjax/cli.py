@@ -16,40 +16,61 @@ REPO = Path(__file__).resolve().parents[1]
 REPO_CONFIGS = REPO / "configs"
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wanjax", description=__doc__.splitlines()[0])
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help (options without one say what happens instead); the settings epilog
+    printed as written."""
 
-    demo = sub.add_parser(
-        "demo", help="bundled brush model + example brush -> OUT/demo.{mp4,gif,png,npz,json}, OUT/demo_overlay.*"
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS) or action.required or "%(default)" in action.help:
+            return action.help
+        return f"{action.help} (default: %(default)s)"
+
+
+def _settings(*sections: str) -> str:
+    from wanjax.config import settings_help
+
+    return "settings (key=value after the other arguments; the defaults below, then CONFIG's values, then yours):\n" + (
+        settings_help(sections)
     )
-    demo.add_argument("--out", default="out", help="output folder (default: out)")
 
-    s = sub.add_parser("sample", help="generate a video with the config's sample settings")
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wanjax", description=__doc__.splitlines()[0], formatter_class=_Help)
+    p.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    command = lambda name, help, **kw: sub.add_parser(name, help=help, description=help, formatter_class=_Help, **kw)  # noqa: E731
+
+    demo = command("demo", "bundled brush model + example brush -> OUT/demo.{mp4,gif,png,npz,json}, OUT/demo_overlay.*")
+    demo.add_argument("--out", default="out", help="output folder or gs://bucket/prefix")
+
+    s = command("sample", "generate a video with the config's sample settings", epilog=_settings("sample", "mesh"))
     s.add_argument("config", help="YAML config, e.g. configs/tiny.yaml")
-    s.add_argument("--ckpt", help="wanjax checkpoint or diffusers Wan pipeline folder (default: the bundled demo one)")
-    s.add_argument("--image", help="first frame PNG (image-to-video)")
-    s.add_argument("--brush", help="motion brush JSON")
-    s.add_argument("--prompt", help="text prompt")
-    s.add_argument("--seed", type=int, help="noise seed (default: sample.seed)")
-    s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. sample.steps=8")
+    s.add_argument("--ckpt", help="wanjax checkpoint or diffusers Wan pipeline folder (None: the bundled demo one)")
+    s.add_argument("--image", help="first frame PNG (image-to-video); its size sets sample.height/width")
+    s.add_argument("--brush", help="motion brush JSON (needs --image); its frame count sets sample.frames")
+    s.add_argument("--prompt", help="text prompt (needs a checkpoint with text_encoder/ + tokenizer/)")
+    s.add_argument("--seed", type=int, help="noise seed (None: sample.seed)")
+    s.add_argument("--out", required=True, help="output folder or gs://bucket/prefix")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="settings, e.g. sample.steps=8 (see below)")
 
-    t = sub.add_parser("train", help="train a model (checkpoints, TensorBoard, metrics.jsonl under train.workdir)")
-    t.add_argument("config")
-    t.add_argument("overrides", nargs="*", metavar="key=value")
+    t = command(
+        "train",
+        "train a model (checkpoints, TensorBoard, metrics.jsonl under train.workdir); resumes where it stopped",
+        epilog=_settings("train", "data", "mesh", "model", "vae"),
+    )
+    t.add_argument("config", help="YAML config, e.g. configs/brushsprites.yaml")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="settings, e.g. train.steps=100 (see below)")
 
-    c = sub.add_parser("convert", help="diffusers Wan pipeline folder <-> wanjax checkpoint (direction from SRC)")
-    c.add_argument("src")
-    c.add_argument("dst")
+    c = command("convert", "diffusers Wan pipeline folder <-> wanjax checkpoint (direction from SRC)")
+    c.add_argument("src", help="a diffusers Wan pipeline folder (transformer/, vae/, ...) or a wanjax checkpoint")
+    c.add_argument("dst", help="the folder to write (atomically)")
 
-    e = sub.add_parser("export", help="copy a sample folder to a local path or gs://bucket/prefix")
-    e.add_argument("src")
-    e.add_argument("dst")
+    e = command("export", "copy a sample folder to a local path or gs://bucket/prefix")
+    e.add_argument("src", help="the --out folder of `wanjax sample`")
+    e.add_argument("dst", help="a local folder or gs://bucket/prefix")
 
-    b = sub.add_parser("bench", help="speed benchmarks")
-    b.add_argument("--json", default="bench/results.json", help="where to write results (default: %(default)s)")
+    b = command("bench", "speed benchmarks")
+    b.add_argument("--json", default="bench/results.json", help="where to write results")
     return p
 
 
@@ -104,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"wanjax {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # a bug, not bad input: still one line, the traceback on request
+        if args.debug:
+            raise
+        print(f"wanjax {args.command}: internal error: {type(e).__name__}: {e} (rerun with --debug for the "
+              "traceback and report it)", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

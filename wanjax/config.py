@@ -410,6 +410,15 @@ def with_sample(cfg: Config, values: dict[str, Any]) -> Config:
     return config_from_dict(config_to_dict(cfg) | {"sample": config_to_dict(cfg.sample) | values})
 
 
+def settings_help(sections: tuple[str, ...]) -> str:
+    """Every `section.key` of `sections` with its default, one per line (the CLI's help epilog)."""
+    lines = []
+    for name in sections:
+        for key, value in config_to_dict(getattr(Config(), name)).items():
+            lines.append(f"  {name}.{key}={value}")
+    return "\n".join(lines)
+
+
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """JSON/YAML-ready dict (tuples as lists)."""
     return yaml.safe_load(yaml.safe_dump(_plain(dataclasses.asdict(cfg))))
