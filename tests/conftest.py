@@ -6,6 +6,10 @@ import os
 # and XLA then aborts the process; wait longer (the training subprocesses inherit the flag).
 FLAGS = " --xla_force_host_platform_device_count=8 --xla_cpu_collective_call_terminate_timeout_seconds=600"
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + FLAGS).strip()
+# XLA's CPU client runs each device's part of a program on a pool of max(cores, devices) = 8 threads, and a
+# collective holds all 8 at once; a dispatch waiting for an in-flight slot can hold one too, and then nothing moves.
+# 8 spare threads make that impossible (the training and sampling loops also keep at most one step queued).
+os.environ.setdefault("PJRT_NPROC", "16")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402

@@ -9,7 +9,7 @@ from safetensors.numpy import load_file, save_file
 
 from wanjax.config import ModelConfig
 from wanjax.errors import WanjaxError
-from wanjax.io.convert import INDEX, WEIGHTS, flat_params, read_folder
+from wanjax.io.convert import WEIGHTS, flat_params, read_folder
 from wanjax.io.dit_params import load_dit, save_dit
 from wanjax.model.dit import WanDiT
 
@@ -36,7 +36,7 @@ def test_save_load_round_trip_is_exact(folder):
 def test_sharded_folder_round_trip(tmp_path):
     dit = WanDiT(CFG, rngs=nnx.Rngs(4))
     save_dit(dit, tmp_path / "t", shard_bytes=50_000)
-    index = json.loads((tmp_path / "t" / INDEX).read_text())
+    index = json.loads((tmp_path / "t" / f"{WEIGHTS}.index.json").read_text())
     assert len(set(index["weight_map"].values())) > 2
     back = flat_params(load_dit(tmp_path / "t"))["proj_out/kernel"]
     np.testing.assert_array_equal(np.asarray(back), np.asarray(flat_params(dit)["proj_out/kernel"]))

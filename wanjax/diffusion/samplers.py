@@ -169,5 +169,7 @@ def sample(
 
     for i in tqdm(range(len(sigmas) - 1), desc="sampling", disable=not progress, leave=False):
         row = {k: jnp.asarray(t[i]) for k, t in tables.items()}
+        previous = state[0]
         state, carry = step(params, state, carry, jnp.asarray(sigmas[i]), row, jnp.int32(i))
+        jax.block_until_ready(previous)  # one step queued ahead, no more: the bar shows finished steps
     return state[0]

@@ -26,7 +26,6 @@ import numpy as np
 from wanjax.errors import WanjaxError
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
-INDEX = WEIGHTS + ".index.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,41 +137,42 @@ def to_ref(ours: dict[str, np.ndarray], table: list[Rule]) -> dict[str, np.ndarr
     return out
 
 
-def read_folder(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """(config.json as dict, all tensors) of a diffusers-layout folder; single file or sharded with index."""
+def read_folder(folder: str | Path, weights: str = WEIGHTS) -> tuple[dict, dict[str, np.ndarray]]:
+    """(config.json as dict, all tensors) of a diffusers / Hugging Face model folder: config.json + `weights`, or
+    shards named in `weights`.index.json."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    folder = Path(folder)
+    folder, index = Path(folder), weights + ".index.json"
     if not folder.is_dir():
-        raise WanjaxError(f"{folder} is not a folder (expected config.json + {WEIGHTS} or {INDEX})")
+        raise WanjaxError(f"{folder} is not a folder (expected config.json + {weights} or {index})")
     config_path = folder / "config.json"
     if not config_path.is_file():
-        raise WanjaxError(f"{folder} has no config.json: is it a diffusers-layout model folder?")
+        raise WanjaxError(f"{folder} has no config.json: is it a diffusers / Hugging Face model folder?")
     try:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as e:
         raise WanjaxError(f"{config_path} is not valid JSON: {e}") from None
-    if (folder / INDEX).is_file():
-        weight_map = json.loads((folder / INDEX).read_text())["weight_map"]
+    if (folder / index).is_file():
+        weight_map = json.loads((folder / index).read_text())["weight_map"]
         files = sorted(set(weight_map.values()))
-    elif (folder / WEIGHTS).is_file():
-        weight_map, files = None, [WEIGHTS]
+    elif (folder / weights).is_file():
+        weight_map, files = None, [weights]
     else:
-        raise WanjaxError(f"{folder} has neither {WEIGHTS} nor {INDEX}")
+        raise WanjaxError(f"{folder} has neither {weights} nor {index}")
     tensors: dict[str, np.ndarray] = {}
     for name in files:
         path = folder / name
         if not path.is_file():
-            raise WanjaxError(f"{path} is listed in {INDEX} but missing")
+            raise WanjaxError(f"{path} is listed in {index} but missing")
         try:
             tensors.update(load_file(str(path)))
-        except (SafetensorError, OSError, ValueError) as e:
+        except (SafetensorError, OSError, ValueError, TypeError) as e:
             raise WanjaxError(f"{path} is not a readable safetensors file ({e}); re-download or re-convert it") from e
     if weight_map is not None:
         absent = sorted(set(weight_map) - set(tensors))
         if absent:
-            raise WanjaxError(f"{folder}: {len(absent)} tensors named in {INDEX} are in no shard: {absent[:10]}")
+            raise WanjaxError(f"{folder}: {len(absent)} tensors named in {index} are in no shard: {absent[:10]}")
     return config, tensors
 
 
@@ -200,8 +200,11 @@ def atomic_folder(folder: str | Path):
         raise
 
 
-def write_folder(folder: str | Path, config: dict, tensors: dict[str, np.ndarray], shard_bytes: int = 5 << 30):
-    """Write a diffusers-layout folder atomically, sharded (with an index json) past `shard_bytes`."""
+def write_folder(
+    folder: str | Path, config: dict, tensors: dict[str, np.ndarray], shard_bytes: int = 5 << 30, weights: str = WEIGHTS
+):
+    """Write a diffusers / Hugging Face model folder atomically: config.json + `weights`, sharded (with
+    `weights`.index.json) past `shard_bytes`."""
     from safetensors.numpy import save_file
 
     with atomic_folder(folder) as tmp:
@@ -216,15 +219,16 @@ def write_folder(folder: str | Path, config: dict, tensors: dict[str, np.ndarray
             shards[-1][key] = tensors[key]
             size += nbytes
         if len(shards) == 1:
-            save_file(shards[0], str(tmp / WEIGHTS))
+            save_file(shards[0], str(tmp / weights), metadata={"format": "pt"})
             return
         weight_map = {}
         for i, shard in enumerate(shards):
-            name = f"diffusion_pytorch_model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-            save_file(shard, str(tmp / name))
+            name = f"{weights.removesuffix('.safetensors')}-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+            save_file(shard, str(tmp / name), metadata={"format": "pt"})
             weight_map.update({k: name for k in shard})
         total = sum(int(t.nbytes) for t in tensors.values())
-        (tmp / INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        (tmp / f"{weights}.index.json").write_text(json.dumps(index, indent=2))
 
 
 def flat_params(module) -> dict[str, object]:

@@ -147,11 +147,15 @@ def train(
     log = RunLog(workdir, start, tcfg.steps, progress)
     stop = Preemption()
     summary = {"start_step": start, "status": "done", "eval_loss": []}
-    batch, t_last, n_last = first, time.perf_counter(), start
+    batch, t_last, n_last, metrics = first, time.perf_counter(), start, None
     try:
         for step in range(start, tcfg.steps):
             causal = is_causal_step(tcfg, step)
+            previous = metrics
             state, metrics = (causal_fn if causal else step_fn)(state, to_global(batch, s_batch))
+            # At most one step queued ahead of the devices: the host never runs dozens of programs ahead (XLA's
+            # CPU client can deadlock its collectives with 32 queued per device), and timings stay honest.
+            jax.block_until_ready(previous)
             n = step + 1
             stopping = stop.requested  # read once: a later signal is handled at the end of the next step
             saving = n % tcfg.checkpoint_every == 0 or n == tcfg.steps or stopping
