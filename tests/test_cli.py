@@ -105,3 +105,9 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path,
     assert err.startswith("wanjax sample: internal error: ZeroDivisionError: division by zero") and "\n" not in err
     with pytest.raises(ZeroDivisionError):
         main(["--debug", "sample", TINY, "--out", str(tmp_path)])
+
+
+def test_prompt_without_a_text_encoder_is_one_line_with_the_fix(tmp_path, capsys):
+    assert main(["sample", TINY, "--out", str(tmp_path), "--prompt", "a cat", *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has no text encoder; use a checkpoint with text_encoder/ + tokenizer/" in err and "\n" not in err

@@ -228,9 +228,12 @@ class SampleConfig:
     max_tracks: int = 256  # track points compiled from a brush file (static shape)
     fps: int = 16
     seed: int = 0
+    text_tokens: int = 512  # --prompt: tokens the text encoder sees (Wan: 512; padding zeroed)
 
     def validate(self) -> None:
         check_frame_count(self.frames, "sample.frames")
+        if self.text_tokens < 2:
+            raise WanjaxError(f"sample.text_tokens={self.text_tokens}: need >= 2 (a token and </s>; Wan uses 512)")
         if self.apply_steps is not None and not 0 <= self.apply_steps[0] <= self.apply_steps[1] <= self.steps:
             raise WanjaxError(
                 f"sample.apply_steps={list(self.apply_steps)}: need 0 <= a <= b <= sample.steps={self.steps} "

@@ -188,8 +188,6 @@ def run_sample(
     image: first frame (image-to-video); its size sets sample.height/width. brush: a brush file painted on it; its
     frame count sets sample.frames. An explicit sample.* override that contradicts either is an error. Without a
     checkpoint (none given, none bundled): random weights."""
-    if prompt:
-        raise WanjaxError("this model has no text encoder yet (issue #8); sample without --prompt")
     if brush is not None and image is None:
         raise WanjaxError("--brush needs --image: brushes are painted on the first frame the video starts from")
     cfg = load_config(config, overrides)
@@ -218,8 +216,10 @@ def run_sample(
             "model, e.g. the bundled one: wanjax sample configs/brushsprites.yaml --image ... --brush ..."
         )
     seed = cfg.sample.seed if seed is None else seed
+    context = jnp.zeros((1, 1, cfg.model.text_dim), jnp.float32)  # no prompt: text-free
+    if prompt:
+        context = _encode_prompt(prompt, ckpt, cfg)
     t_load = time.perf_counter()
-    context = jnp.zeros((1, 1, cfg.model.text_dim), jnp.float32)  # text-free until a text encoder lands
     tracks, motion = None, None
     if brushes is not None:
         from wanjax.motion import compile_brushes
@@ -255,6 +255,26 @@ def run_sample(
         video = overlay_video(frames, tracks)
         extras |= {"overlay.gif": video, "overlay.mp4": video}
     return write_sample(out, frames, fps=cfg.sample.fps, meta=meta, latents=latents, name=name, extras=extras)
+
+
+def _encode_prompt(prompt: str, ckpt: Path | None, cfg: Config) -> jax.Array:
+    """The prompt through the checkpoint's own UMT5 encoder and tokenizer, in JAX -> context [1, M, text_dim]."""
+    from wanjax.io.weights import load_text
+    from wanjax.model.text import encode_prompts
+
+    text = None if ckpt is None else load_text(ckpt, dtype=cfg.model.dtype)
+    if text is None:
+        raise WanjaxError(
+            f"--prompt: {ckpt or 'the random-init model'} has no text encoder; use a checkpoint with text_encoder/ + "
+            "tokenizer/ (a Wan2.1 diffusers folder, or what `wanjax convert` made of one), or sample without --prompt"
+        )
+    encoder, tokenizer = text
+    if encoder.cfg.d_model != cfg.model.text_dim:
+        raise WanjaxError(
+            f"--prompt: {ckpt}'s text encoder gives {encoder.cfg.d_model}-d states but the DiT reads "
+            f"model.text_dim={cfg.model.text_dim}; the text_encoder/ folder belongs to another model"
+        )
+    return encode_prompts(encoder, tokenizer, [prompt], cfg.sample.text_tokens)
 
 
 def _fit(cfg: Config, explicit: set[str], values: dict[str, int], source: str) -> Config:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 from safetensors.numpy import load_file, save_file
+from wan_folder import write_tokenizer
 
 from wanjax.config import MeshConfig
 from wanjax.errors import WanjaxError
@@ -21,7 +22,6 @@ from wanjax.parallel.partition import shard_module
 # settings are UMT5-XXL's, and M = 40 tokens crosses the exact/log bucket boundaries at distances 8, 16 and 32.
 CFG = UMT5Config(vocab_size=131, d_model=64, d_kv=12, d_ff=96, num_layers=2, num_heads=4)
 B, M = 3, 40
-PIECES = ["▁the", "▁cat", "▁dog", "▁on", "▁mat", "▁a", "▁run", "ning", "▁sit", "s", "the", "cat", "a", "t", "o", "n"]
 PROMPTS = ["the cat on the mat", "a dog", "the cat sits on the mat running the dog run the cat", "zzz cats"]
 
 
@@ -66,22 +66,7 @@ def reference(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tokenizer_folder(tmp_path_factory):
-    """A T5-shaped tokenizer.json: Unigram with <pad>=0, </s>=1, <unk>=2, Metaspace, `$A </s>` post-processor."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
-
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    pieces += [(p, -3.0 - 0.1 * i) for i, p in enumerate(PIECES)]
-    tok = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    tok.add_special_tokens([AddedToken(t, special=True) for t in ("<pad>", "</s>", "<unk>")])
-    folder = tmp_path_factory.mktemp("tok") / "tokenizer"
-    folder.mkdir()
-    tok.save(str(folder / "tokenizer.json"))
-    config = {"tokenizer_class": "T5Tokenizer", "pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
-    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "extra_ids": 0, "model_max_length": 512}))
-    return folder
+    return write_tokenizer(tmp_path_factory.mktemp("tok") / "tokenizer")
 
 
 @pytest.mark.parity
