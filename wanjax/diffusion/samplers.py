@@ -12,6 +12,7 @@ sigma does not change in a step are left exactly as they are by the update. Solv
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -135,6 +136,29 @@ def unipc_update(state: UniPCState, v: jax.Array, sigma: jax.Array, row: dict[st
     return UniPCState(x_next, x, m, state.m1)
 
 
+def _euler_step(state: tuple[jax.Array], v: jax.Array, sigma: jax.Array, row: dict) -> tuple[jax.Array]:
+    return (euler_update(state[0], v, sigma, row["s_next"]),)
+
+
+UPDATES = {"euler": _euler_step, "unipc": unipc_update}
+
+
+@functools.lru_cache(maxsize=8)
+def _jitted_step(velocity: Callable, solver: str) -> Callable:
+    """One jitted sampler step per (velocity, solver), kept across calls: chained windows and repeated samples of
+    the same shapes compile once."""
+    update = UPDATES[solver]
+
+    @jax.jit
+    def step(params, state, carry, s, row, i):
+        if carry is None:
+            return update(state, velocity(params, state[0], s, i), s, row), None
+        v, carry = velocity(params, state[0], s, i, carry)
+        return update(state, v, s, row), carry
+
+    return step
+
+
 def sample(
     velocity: VelocityFn,
     params: Any,
@@ -154,19 +178,9 @@ def sample(
         raise ValueError(f"solver {solver!r} is not one of {', '.join(SOLVERS)}")
     if solver == "euler":
         tables, state = {"s_next": sigmas[1:]}, (noise,)
-
-        def update(state, v, s, row):
-            return (euler_update(state[0], v, s, row["s_next"]),)
     else:
-        tables, state, update = unipc_tables(sigmas), UniPCState.start(noise), unipc_update
-
-    @jax.jit
-    def step(params, state, carry, s, row, i):
-        if carry is None:
-            return update(state, velocity(params, state[0], s, i), s, row), None
-        v, carry = velocity(params, state[0], s, i, carry)
-        return update(state, v, s, row), carry
-
+        tables, state = unipc_tables(sigmas), UniPCState.start(noise)
+    step = _jitted_step(velocity, solver)
     for i in tqdm(range(len(sigmas) - 1), desc="sampling", disable=not progress, leave=False):
         row = {k: jnp.asarray(t[i]) for k, t in tables.items()}
         previous = state[0]
