@@ -140,7 +140,9 @@ def train(
     step_fn = make_train_step(graphdef, tx, cfg, mesh, state, first)
     causal_fn = make_train_step(graphdef, tx, cfg, mesh, state, first, causal=True) if tcfg.causal_prob else None
     eval_fn = eval_loss_fn(graphdef, cfg, AttnSpec.from_config(cfg.mesh, mesh))
-    flops = step_fn.lower(state, first).compile().cost_analysis().get("flops", 0.0)
+    # The whole step's FLOPs from the program before partitioning (a compiled program counts one device's share),
+    # without compiling it a second time.
+    flops = step_fn.lower(state, first).cost_analysis().get("flops", 0.0)
     tokens = int(np.prod(first["latents"].shape[:4])) // int(np.prod(cfg.model.patch_size))
     peak = peak_flops()
 

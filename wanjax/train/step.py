@@ -8,6 +8,7 @@ state, metrics = step(state, batch)   # batch: {"latents": [B, F, H, W, C], "con
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -105,7 +106,22 @@ def train_step(
 
 
 def batch_shardings(batch: dict, mesh: Mesh) -> dict:
-    return {k: NamedSharding(mesh, logical_to_spec(BATCH_LAYOUT[k])) for k in batch}
+    """Each batch entry's sharding by BATCH_LAYOUT. A frame count the ring does not divide (241 latent frames over a
+    ring of 8) comes in replicated over the ring; inside the model the tokens are split, the ring padding them."""
+
+    def names(key: str) -> tuple:
+        shape = batch[key].shape
+        return tuple(
+            None if n == "frames" and shape[i] % math.prod(mesh.shape[a] for a in _axes(n)) else n
+            for i, n in enumerate(BATCH_LAYOUT[key])
+        )
+
+    return {k: NamedSharding(mesh, logical_to_spec(names(k))) for k in batch}
+
+
+def _axes(name: str) -> tuple[str, ...]:
+    axes = logical_to_spec((name,))[0]
+    return (axes,) if isinstance(axes, str) else tuple(axes or ())
 
 
 def make_train_step(
