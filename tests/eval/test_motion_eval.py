@@ -114,3 +114,22 @@ def test_lost_sprites_count_as_the_frame_diagonal(clips):
     static = np.array(clip["kinds"]) == "static"
     assert np.allclose(m["static_leakage"][static], np.hypot(64, 64))
     assert np.all(m["direction_cosine"][~static] == 0.0)
+
+
+def test_the_readme_eval_command_scores_the_bundled_model(tmp_path):
+    """README "Motion brushes": `python scripts/eval_motion.py --ckpt wanjax/assets/demo ...` at 2 clips, 2 steps."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).parents[2]
+    out = tmp_path / "motion.json"
+    args = ["--ckpt", "wanjax/assets/demo", "--clips", "2", "--batch", "2", "--json", str(out), "steps=2"]
+    subprocess.run([sys.executable, str(repo / "scripts" / "eval_motion.py"), *args], check=True, cwd=repo)
+    runs = json.loads(out.read_text())["wanjax/assets/demo"]
+    assert set(runs) == {"brushes", "dropped"} and runs["brushes"]["clips"] == 2 and runs["brushes"]["brushes"]
+    assert not runs["dropped"]["brushes"] and runs["brushes"]["motion"] == "splat"
+    scores = runs["brushes"]
+    assert np.isnan(scores["static_leakage"]) == (scores["n_static"] == 0)  # no static brush in these 2 clips
+    assert all(np.isfinite(v) for k, v in scores.items() if isinstance(v, float) and k != "static_leakage")
