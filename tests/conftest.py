@@ -11,6 +11,7 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + FLAGS).strip()
 # 8 spare threads make that impossible (the training and sampling loops also keep at most one step queued).
 os.environ.setdefault("PJRT_NPROC", "16")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["WANJAX_COMPILATION_CACHE"] = "off"  # hermetic: no compiled programs shared between tests or runs
 
 import jax  # noqa: E402
 

@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> None:
+    if args.command in ("demo", "sample", "train"):
+        from wanjax.compile_cache import enable_compilation_cache
+
+        enable_compilation_cache()  # a second run with the same shapes skips compiling (WANJAX_COMPILATION_CACHE)
     if args.command == "demo":
         from wanjax.sample import run_sample
 
