@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -89,24 +91,15 @@ def generate(
     else:
         attn = AttnSpec.from_config(cfg.mesh, mesh, mask=mask)
 
-    def model(params, x, t, **kw):  # the CFG branches as one batch, combined by their weights
-        v = nnx.merge(graphdef, params)(jnp.concatenate([x] * len(branches)), t, **kw)
-        combine = lambda v: sum(w * v[i * B : (i + 1) * B] for i, (_, _, w) in enumerate(branches))  # noqa: E731
-        return (combine(v[0]), v[1]) if kw.get("return_kv") else combine(v)
-
+    branches = tuple(branches)
+    model = functools.partial(_model, graphdef, branches, B)
     ctx = jnp.concatenate([context if text else jnp.zeros_like(context) for text, _, _ in branches])
-
-    def velocity(params, x, sigma, step):
-        on = (step >= a) & (step < b)
-        m = None
-        if motion is not None:
-            m = jax.tree.map(lambda *v: jnp.concatenate(v), *[motion.dropped(~(on & use)) for _, use, _ in branches])
-        t = jnp.broadcast_to(sigma * NUM_TRAIN_TIMESTEPS, (len(branches) * B, sigma.shape[0]))
-        return model(params, x, t, context=ctx, motion=m, attn=attn)
+    velocity = _velocity(graphdef, branches, B, attn, a, b)
+    inputs = (params, ctx, motion)  # arrays as arguments, not constants: a new prompt or seed compiles nothing
 
     def denoise(x, sigmas, keep, velocity=velocity, carry=None):
         sigmas[:, keep] = 0.0
-        return sample(velocity, params, x, sigmas, progress, scfg.solver, carry)
+        return sample(velocity, inputs, x, sigmas, progress, scfg.solver, carry)
 
     if scfg.schedule == "chained":
         for i, (start, stop) in enumerate(chained_windows(F, scfg.window, scfg.overlap)):
@@ -120,7 +113,7 @@ def generate(
         cached = motion is None and not cfg.model.first_frame_concat and attn.impl == "dense"
         if scfg.kv_cache and cached and cfg.model.patch_size[0] == 1:
             sigmas[:, clean] = 0.0
-            velocity, carry = _cached_velocity(model, cfg, sigmas, ctx, attn, (len(branches) * B, *shape))
+            velocity, carry = _cached_velocity(model, cfg, sigmas, attn, (len(branches) * B, *shape))
             latents = denoise(x, sigmas, clean, velocity, carry)
         else:
             latents = denoise(x, sigmas, clean)
@@ -130,17 +123,43 @@ def generate(
     return np.stack([to_uint8(v) for v in video]), np.asarray(latents)
 
 
-def _cached_velocity(model, cfg: Config, sigmas: np.ndarray, ctx, attn: AttnSpec, shape: tuple) -> tuple:
+def _model(graphdef, branches: tuple, batch: int, params, x, t, **kw):
+    """The CFG branches as one batch through the DiT, combined by their weights -> v [batch, ...]."""
+    v = nnx.merge(graphdef, params)(jnp.concatenate([x] * len(branches)), t, **kw)
+    combine = lambda v: sum(w * v[i * batch : (i + 1) * batch] for i, (_, _, w) in enumerate(branches))  # noqa: E731
+    return (combine(v[0]), v[1]) if kw.get("return_kv") else combine(v)
+
+
+@functools.lru_cache(maxsize=16)
+def _velocity(graphdef, branches: tuple, batch: int, attn: AttnSpec, a: int, b: int) -> Callable:
+    """velocity((params, context, motion), x, sigma, step) for `sample`; one function per static setting, so the
+    sampler's compiled step is reused by every later call with the same model and shapes."""
+
+    def velocity(inputs, x, sigma, step):
+        params, ctx, motion = inputs
+        on = (step >= a) & (step < b)
+        m = None
+        if motion is not None:
+            m = jax.tree.map(lambda *v: jnp.concatenate(v), *[motion.dropped(~(on & use)) for _, use, _ in branches])
+        t = jnp.broadcast_to(sigma * NUM_TRAIN_TIMESTEPS, (len(branches) * batch, sigma.shape[0]))
+        return _model(graphdef, branches, batch, params, x, t, context=ctx, motion=m, attn=attn)
+
+    return velocity
+
+
+def _cached_velocity(model, cfg: Config, sigmas: np.ndarray, attn: AttnSpec, shape: tuple) -> tuple:
     """A pyramid velocity that runs the DiT on each step's window only (`pyramid_windows`), reading the frames
-    before it from a K/V cache it keeps up to date: (velocity(params, x, sigma, i, cache) -> (v, cache), the empty
-    cache [layers, batch, F * tokens, N, K] for K and V). Equal to recomputing the whole clip each step."""
+    before it from a K/V cache it keeps up to date: (velocity((params, context, motion), x, sigma, i, cache) ->
+    (v, cache), the empty cache [layers, batch, F * tokens, N, K] for K and V). Equal to recomputing the whole clip
+    each step."""
     starts, length = pyramid_windows(sigmas, cfg.mesh.segment_frames)
     starts = jnp.asarray(starts)
     batch, F, h, w, _ = shape
     S = h // cfg.model.patch_size[1] * (w // cfg.model.patch_size[2])
     buffer = jnp.zeros((cfg.model.num_layers, batch, F * S, cfg.model.num_heads, cfg.model.head_dim), cfg.model.dtype)
 
-    def velocity(params, x, sigma, step, cache):
+    def velocity(inputs, x, sigma, step, cache):
+        params, ctx, _ = inputs
         lo = starts[step]
         xw = jax.lax.dynamic_slice_in_dim(x, lo, length, axis=1)
         t = jnp.broadcast_to(jax.lax.dynamic_slice_in_dim(sigma, lo, length) * NUM_TRAIN_TIMESTEPS, (batch, length))

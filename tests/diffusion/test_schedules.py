@@ -129,3 +129,21 @@ def test_kv_cached_pyramid_equals_recomputed(solver):
         for k in (False, True)
     ]
     assert np.abs(guided[1][1] - guided[0][1]).max() / np.abs(guided[0][1]).max() <= 1e-5
+
+
+@pytest.mark.parametrize("schedule", ["synchronous", "chained"])
+def test_a_second_video_compiles_nothing(schedule, caplog):
+    """Another seed and another (non-zero) context with the same shapes reuse every compiled program, and chained
+    windows share one; the context is an argument, so the second video still differs."""
+    import logging
+
+    import jax
+
+    cfg, dit, vae = _cfg(17, schedule=schedule, window=3, overlap=1, guidance_text=2.0)
+    contexts = [jnp.full((1, 1, cfg.model.text_dim), c) for c in (0.5, -0.5)]
+    first = generate(dit, vae, cfg, 0, contexts[0], progress=False)[1]
+    with jax.log_compiles(), caplog.at_level(logging.WARNING):
+        second = generate(dit, vae, cfg, 1, contexts[1], progress=False)[1]
+    compiled = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Finished XLA compilation")]
+    assert compiled == [], compiled
+    assert np.abs(second - first).max() > 1e-3
