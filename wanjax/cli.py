@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("src", help="the --out folder of `wanjax sample`")
     e.add_argument("dst", help="a local folder or gs://bucket/prefix")
 
-    b = command("bench", "speed benchmarks")
+    b = command("bench", "every benchmark (DiT vs diffusers, train, sampler, compile cache, ring attention) -> JSON")
     b.add_argument("--json", default="bench/results.json", help="where to write results")
     return p
 
@@ -110,7 +110,9 @@ def _run(args: argparse.Namespace) -> None:
 
         print("\n".join(export(args.src, args.dst)))
     else:
-        raise WanjaxError("`wanjax bench` lands with issue #9; the ring benchmark runs as `python scripts/bench.py`")
+        from wanjax.bench.report import main as bench
+
+        bench(args.json)
 
 
 def main(argv: list[str] | None = None) -> int:

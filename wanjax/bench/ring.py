@@ -104,3 +104,26 @@ def run(max_tokens: int = 65536) -> list[dict]:
             )
             del args, small
     return rows
+
+
+COLUMNS = (
+    ("tokens", "N", "{}"),
+    ("mask", "mask", "{}"),
+    ("ring_time_s", "ring 8-dev time (s)", "{:.3f}"),
+    ("ring_mem_per_device_bytes", "ring mem/dev (MiB)", "MiB"),
+    ("dense_n8_time_s", "dense N/8 time (s)", "{:.3f}"),
+    ("dense_n8_mem_bytes", "dense N/8 mem (MiB)", "MiB"),
+    ("dense_n_mem_bytes", "dense N mem (MiB, compiled only)", "MiB"),
+    ("ratio_ring_to_dense_n8", "ring / dense N/8", "{:.2f}"),
+    ("accept", f"≤ {ACCEPT}", "{}"),
+)
+
+
+def _cell(value, fmt: str) -> str:
+    return f"{value / 2**20:.1f}" if fmt == "MiB" else fmt.format(value)
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(title for _, title, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(r[key], fmt) for key, _, fmt in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
