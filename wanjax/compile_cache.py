@@ -2,7 +2,8 @@
 compiled programs from disk instead of compiling them again (minutes for a real model on a pod).
 
 `WANJAX_COMPILATION_CACHE` picks the folder (a local path or gs://...; `off` disables it); unset, it is
-`~/.cache/wanjax/jax`, or JAX's own `JAX_COMPILATION_CACHE_DIR` when that is set.
+`~/.cache/wanjax/jax`, or JAX's own `JAX_COMPILATION_CACHE_DIR` when that is set. Programs that compile in under
+`WANJAX_COMPILATION_CACHE_MIN_S` seconds (default 1) are not worth a disk read and are not stored.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import jax
 DEFAULT = Path.home() / ".cache" / "wanjax" / "jax"
 
 
-def enable_compilation_cache(path: str | os.PathLike | None = None, min_compile_seconds: float = 1.0) -> str | None:
-    """Turn the cache on at `path` (default: from the environment, above) for programs that took at least
-    `min_compile_seconds` to compile. Returns the folder, or None when disabled."""
+def enable_compilation_cache(
+    path: str | os.PathLike | None = None, min_compile_seconds: float | None = None
+) -> str | None:
+    """Turn the cache on at `path` for programs that took at least `min_compile_seconds` to compile (both default
+    to the environment, above). Returns the folder, or None when disabled."""
+    if min_compile_seconds is None:
+        min_compile_seconds = float(os.environ.get("WANJAX_COMPILATION_CACHE_MIN_S", "1.0"))
     if path is None:
         path = os.environ.get("WANJAX_COMPILATION_CACHE") or os.environ.get("JAX_COMPILATION_CACHE_DIR") or DEFAULT
     path = str(path)
