@@ -161,12 +161,12 @@ class MeshConfig:
     dcn_fsdp: int = 1
     dcn_ring: int = 1
     dcn_tensor: int = 1
-    attention: str = "auto"  # auto | dense | blockwise | ring (auto: ring when the ring axis is > 1)
+    attention: str = "auto"  # auto | dense | flash | blockwise | ring (auto: ring if ring > 1, flash on 1 CPU)
     segment_frames: int = 1
     block_size: int = 512  # blockwise/ring inner block (tokens)
 
     def validate(self) -> None:
-        _choice("mesh.attention", self.attention, ("auto", "dense", "blockwise", "ring"))
+        _choice("mesh.attention", self.attention, ("auto", "dense", "flash", "blockwise", "ring"))
         if self.segment_frames < 1:
             raise WanjaxError(f"mesh.segment_frames={self.segment_frames}: must be >= 1")
 

@@ -86,10 +86,7 @@ def generate(
         shard_module(dit, mesh)  # in place: the weights by their logical axes (FSDP / tensor)
     graphdef, params = nnx.split(dit)
     mask = attention_mask(scfg.schedule)
-    if mesh is None:
-        attn = AttnSpec(mask=mask, segment_frames=cfg.mesh.segment_frames)
-    else:
-        attn = AttnSpec.from_config(cfg.mesh, mesh, mask=mask)
+    attn = AttnSpec.from_config(cfg.mesh, mesh, mask=mask)
 
     branches = tuple(branches)
     model = functools.partial(_model, graphdef, branches, B)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from wanjax.config import ModelConfig
+from wanjax.config import MeshConfig, ModelConfig
 from wanjax.errors import WanjaxError
-from wanjax.model.dit import WanDiT, patchify, unpatchify
+from wanjax.model.dit import AttnSpec, WanDiT, patchify, unpatchify
+from wanjax.parallel.mesh import make_mesh
 
 CFG = ModelConfig(dim=96, ffn_dim=160, num_heads=2, num_layers=2, text_dim=40, freq_dim=32)
 
@@ -50,17 +51,33 @@ def test_patchify_round_trip():
     np.testing.assert_array_equal(np.asarray(unpatchify(tokens, grid, (1, 2, 2), 16)), np.asarray(x))
 
 
-def test_remat_gives_the_same_gradients(dit):
+@pytest.mark.parametrize(
+    ("remat", "impl"), [("full", "dense"), ("dots", "dense"), ("none", "flash"), ("dots", "flash")]
+)
+def test_remat_and_flash_give_the_same_gradients(dit, remat, impl):
     x, ctx = _inputs(F=2)
     t = jnp.array([100.0, 900.0])
-    remat = WanDiT(dataclasses.replace(CFG, remat="full"), rngs=nnx.Rngs(0))
+    model = WanDiT(dataclasses.replace(CFG, remat=remat), rngs=nnx.Rngs(0))
 
-    def grads(model):
-        return nnx.grad(lambda m: jnp.sum(m(x, t, ctx) ** 2))(model)
+    def grads(model, impl):
+        return nnx.grad(lambda m: jnp.sum(m(x, t, ctx, attn=AttnSpec(impl=impl)) ** 2))(model)
 
-    g0, g1 = jax.tree.leaves(grads(dit)), jax.tree.leaves(grads(remat))
+    g0, g1 = jax.tree.leaves(grads(dit, "dense")), jax.tree.leaves(grads(model, impl))
     for a, b in zip(g0, g1, strict=True):  # same math, different fusion: equal up to fp32 reassociation
         assert float(jnp.abs(a - b).max()) <= 1e-5 * float(jnp.abs(b).max())
+
+
+def test_remat_dots_keeps_flash_attention_residuals():
+    """remat='dots' saves flash attention's output and log-sum-exp: backward does not run its forward again
+    (the forward's one `lax.cond`, between its two softmax paths, appears once in the gradient program)."""
+    x, ctx = _inputs(F=2)
+    graphdef, params = nnx.split(WanDiT(dataclasses.replace(CFG, remat="dots"), rngs=nnx.Rngs(0)))
+
+    def loss(params):
+        return jnp.sum(nnx.merge(graphdef, params)(x, jnp.array([1.0, 2.0]), ctx, attn=AttnSpec(impl="flash")) ** 2)
+
+    assert str(jax.make_jaxpr(loss)(params)).count("cond[") == 1
+    assert str(jax.make_jaxpr(jax.grad(loss))(params)).count("cond[") == 1
 
 
 @pytest.mark.parametrize(
@@ -88,3 +105,12 @@ def test_sample_prediction_returns_the_implied_velocity(dit):
     v = WanDiT(dataclasses.replace(CFG, prediction="sample"), rngs=nnx.Rngs(0))(x, t, ctx)
     sigma = np.maximum(np.asarray(t) / 1000, 0.05)[:, :, None, None, None]
     np.testing.assert_allclose(np.asarray(v), (np.asarray(x) - np.asarray(x0)) / sigma, rtol=1e-5, atol=1e-5)
+
+
+def test_auto_attention_is_flash_on_one_cpu_ring_on_a_ring_else_dense():
+    auto = MeshConfig()
+    assert AttnSpec.from_config(auto, None).impl == "flash"
+    assert AttnSpec.from_config(auto, None, mask="causal").impl == "dense"
+    assert AttnSpec.from_config(auto, make_mesh(MeshConfig(fsdp=1, ring=2), jax.devices()[:2])).impl == "ring"
+    assert AttnSpec.from_config(auto, make_mesh(MeshConfig(fsdp=2), jax.devices()[:2])).impl == "dense"
+    assert AttnSpec.from_config(MeshConfig(attention="blockwise"), None).impl == "blockwise"

@@ -14,8 +14,10 @@ import jax
 import jax.numpy as jnp
 
 from wanjax.errors import WanjaxError
+from wanjax.model.flash import flash_attention
 
 MASKS = ("full", "causal", "window")
+IMPLS = ("dense", "flash", "blockwise", "ring")
 
 
 def segment_visible(q_seg: jax.Array, k_seg: jax.Array, mask: str, window: int | None) -> jax.Array:
@@ -139,7 +141,8 @@ def attention(
 ) -> jax.Array:
     """Self-attention over a time-major video token sequence. q, k, v [B, L, N, K] -> [B, L, N, K].
 
-    impl: dense (one [L, L] score matrix), blockwise (tiles with online softmax and skipped masked tiles,
+    impl: dense (one [L, L] score matrix), flash (query tiles against all keys, O(L) memory, the fastest on
+    CPU; full mask only: wanjax.model.flash), blockwise (tiles with online softmax and skipped masked tiles,
     one device), ring (ring attention over the mesh's 'ring' axis; needs `mesh`). Same numbers for all.
     cache: (K, V, start): K, V [B, Lc, N, K] hold tokens 0 … start - 1 of the clip (start may be traced; rows from
     start on are ignored), and q, k, v are tokens start … start + L - 1 (pyramid sampling); dense only.
@@ -156,6 +159,10 @@ def attention(
         vis = token_visible(start + jnp.arange(L), k_pos, tokens_per_frame=tokens_per_frame, **masking)
         vis = vis & jnp.concatenate([cached < start, jnp.ones(L, bool)])[None]
         return dot_attention(q, jnp.concatenate([ck, k], axis=1), jnp.concatenate([cv, v], axis=1), vis)
+    if impl == "flash":
+        if mask != "full":
+            raise WanjaxError(f"attention impl='flash' takes mask='full' only, not {mask!r}: use impl='blockwise'")
+        return flash_attention(q, k, v)
     if impl == "dense":
         if mask == "full":
             return dot_attention(q, k, v)
@@ -170,4 +177,4 @@ def attention(
         if mesh is None:
             raise WanjaxError("attention impl='ring' needs a mesh (wanjax.make_mesh(cfg.mesh))")
         return ring.ring_attention(q, k, v, mesh=mesh, tokens_per_frame=tokens_per_frame, **masking)
-    raise WanjaxError(f"attention impl={impl!r} is not one of dense, blockwise, ring")
+    raise WanjaxError(f"attention impl={impl!r} is not one of {', '.join(IMPLS)}")

@@ -47,10 +47,17 @@ class AttnSpec:
 
     @classmethod
     def from_config(cls, mcfg: MeshConfig, mesh: jax.sharding.Mesh | None, **mask) -> AttnSpec:
-        """impl from mesh.attention ('auto': ring when the mesh has a ring axis > 1, else dense)."""
+        """impl from mesh.attention. 'auto': ring when the mesh has a ring axis > 1; else flash for the full mask
+        on one CPU device (its fastest, wanjax.model.flash); else dense (XLA fuses it on GPU and TPU)."""
         impl = mcfg.attention
         if impl == "auto":
-            impl = "ring" if mesh is not None and mesh.shape["ring"] > 1 else "dense"
+            one_cpu = jax.default_backend() == "cpu" and (mesh is None or mesh.size == 1)
+            if mesh is not None and mesh.shape["ring"] > 1:
+                impl = "ring"
+            elif one_cpu and mask.get("mask", "full") == "full":
+                impl = "flash"
+            else:
+                impl = "dense"
         return cls(impl=impl, segment_frames=mcfg.segment_frames, mesh=mesh, **mask)
 
     def check(self, cfg: ModelConfig) -> None:
@@ -123,7 +130,12 @@ class Block(nnx.Module):
 
 REMAT_POLICIES = {
     "full": None,  # save nothing: recompute the whole block in backward
-    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    # Matmul outputs, and flash attention's output and log-sum-exp (named "attention" there): without them,
+    # backward would run the whole attention forward again.
+    "dots": jax.checkpoint_policies.save_from_both_policies(
+        jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+        jax.checkpoint_policies.save_only_these_names("attention"),
+    ),
 }
 
 
