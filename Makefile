@@ -31,7 +31,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/python scripts/bench.py --json bench/results.json
+	$(BIN)/python scripts/bench.py --json bench/results.json --readme README.md
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check wanjax tests scripts

@@ -1,6 +1,6 @@
 """Every benchmark in one run (`make bench`, the same as `wanjax bench`): bench/results.json + Markdown tables.
 
-    .venv/bin/python scripts/bench.py [--max-tokens 65536] [--json bench/results.json]
+    .venv/bin/python scripts/bench.py [--max-tokens 65536] [--json bench/results.json] [--readme README.md]
 
 See wanjax/bench/report.py for what is measured.
 """
@@ -15,5 +15,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-tokens", type=int, default=65536, help="longest ring-attention sequence")
     parser.add_argument("--json", type=pathlib.Path, default=pathlib.Path("bench/results.json"))
+    parser.add_argument("--readme", type=pathlib.Path, default=None, help="rewrite this README's benchmark block")
     args = parser.parse_args()
-    sys.exit(main(args.json, args.max_tokens))
+    sys.exit(main(args.json, args.max_tokens, args.readme))

@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 
     b = command("bench", "every benchmark (DiT vs diffusers, train, sampler, compile cache, ring attention) -> JSON")
     b.add_argument("--json", default="bench/results.json", help="where to write results")
+    b.add_argument("--max-tokens", type=int, default=65536, help="longest ring-attention sequence")
+    b.add_argument("--readme", default=None, help="also rewrite this README's benchmark block (make bench: README.md)")
     return p
 
 
@@ -112,7 +114,7 @@ def _run(args: argparse.Namespace) -> None:
     else:
         from wanjax.bench.report import main as bench
 
-        bench(args.json)
+        bench(args.json, args.max_tokens, args.readme)
 
 
 def main(argv: list[str] | None = None) -> int:

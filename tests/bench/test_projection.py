@@ -1,7 +1,7 @@
 """The pod projection's shapes and arithmetic (a FLOP model: its inputs are checked, not its accuracy)."""
 
-from wanjax.bench.flops import dit_flops
 from wanjax.bench.projection import ASSUME, CHIPS, MODELS, markdown, project
+from wanjax.model.flops import dit_flops
 
 
 def test_rows_use_the_real_shapes_and_the_stated_assumptions():

@@ -6,7 +6,7 @@ one timestep, 32 text tokens. Per shape, after one untimed call of each (compila
 functions run in alternation, `repeats` rounds, and each reports its median, so a slow stretch of a busy
 machine hits both sides alike. forward: no gradients (torch.no_grad); step: loss = mean(out²), gradients of
 every parameter (torch: .backward(); jax: jit(value_and_grad), blocked on). FLOPs are analytic
-(wanjax.bench.flops); the peak they are compared to is a dense fp32 4096² matmul, jitted, timed in the same
+(wanjax.model.flops); the peak they are compared to is a dense fp32 4096² matmul, jitted, timed in the same
 rounds (torch's too, for reference). torch runs on `threads` threads; XLA's CPU backend uses every core the
 process has. On a busy machine torch suffers more (its OpenMP threads wait for each other at every op).
 """
@@ -24,10 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from wanjax.bench.flops import dit_flops, tokens
-from wanjax.config import ModelConfig
+from wanjax.config import MeshConfig, ModelConfig
 from wanjax.io.dit_params import save_dit
 from wanjax.model.dit import AttnSpec, WanDiT
+from wanjax.model.flops import dit_flops, tokens
 
 # The issue's setup: 4 heads × 64, FFN 1024, 4 layers; text_dim as Wan's umT5 (4096).
 CONFIG = ModelConfig(dim=256, ffn_dim=1024, num_heads=4, num_layers=4, text_dim=4096)
@@ -37,9 +37,6 @@ SHAPES = ((5, 32, 32), (21, 32, 32), (21, 56, 56))
 TIMESTEP = 500.0
 ACCEPT = {"forward": 1.0, "step": 1.2, "mfu": 0.7}  # speed-ups over diffusers; step FLOP/s / matmul FLOP/s
 PARITY = 1e-4  # max |ours - theirs| / max |theirs| of the forward output
-# Above this many tokens the [N, L, L] fp32 score matrices of dense attention (kept for backward, one per
-# layer) outgrow a workstation's memory: attention runs blockwise (online softmax, O(L) memory) instead.
-DENSE_MAX_TOKENS = 8192
 # Idle seconds before each timed call. After an op, torch's OpenMP threads spin-wait for more work (and XLA's
 # pool briefly too); a call started right after the other library's slows by ~35 % (measured: a wanjax
 # forward at 5,376 tokens right after a diffusers one, 1.36 s vs 0.98 s; a 0.5 s pause restores it). After
@@ -154,7 +151,7 @@ def run(
 ) -> list[dict]:
     """One row per latent shape (F, H, W): median seconds, speed-ups, FLOP/s, parity error, acceptance.
 
-    impl: wanjax's attention ('dense', 'blockwise'); None picks dense up to DENSE_MAX_TOKENS tokens.
+    impl: wanjax's attention (`wanjax.attention`'s impl); None: mesh.attention 'auto' (flash on one CPU).
     matmul_n: size of the square fp32 matmul whose FLOP/s is the peak; pause: idle seconds before each timed call.
     """
     import torch
@@ -167,8 +164,7 @@ def run(
             ref = _reference(model, folder)
         rows = []
         for shape in shapes:
-            n = tokens(cfg, *shape)
-            attn = AttnSpec(impl=impl or ("dense" if n <= DENSE_MAX_TOKENS else "blockwise"))
+            attn = AttnSpec(impl=impl) if impl else AttnSpec.from_config(MeshConfig(), None)
             row = _row(cfg, model, ref, attn, shape, text_tokens, repeats, matmul_n, pause)
             rows.append(row | {"attention": attn.impl, "torch_threads": threads, "accept": accept(row)})
         return rows

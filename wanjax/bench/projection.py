@@ -1,6 +1,6 @@
 """Projected sampling and training times of the real Wan2.1 configs on TPU slices: a FLOP model, not a measurement.
 
-Time = analytic FLOPs (wanjax.bench.flops) / (chips x bf16 peak x MFU). Ring attention over `chips` devices
+Time = analytic FLOPs (wanjax.model.flops) / (chips x bf16 peak x MFU). Ring attention over `chips` devices
 overlaps passing a K/V block to the next device with the attention on the block it holds; `ring_hidden` says
 whether the pass (2 x L/N x D bf16 values over one link) takes less time than that block's attention
 (4 x (L/N)^2 x D FLOPs at the same MFU). Assumptions, all stated in the output: the vendor's bf16 peak and
@@ -10,8 +10,8 @@ CFG (2 forwards per step), 512 text tokens, 16 fps video through the 4x8x8 VAE a
 
 from __future__ import annotations
 
-from wanjax.bench.flops import dit_flops, tokens
 from wanjax.config import ModelConfig
+from wanjax.model.flops import dit_flops, tokens
 
 # bf16 dense peak FLOP/s, HBM bytes, aggregate ICI bytes/s per chip (vendor figures).
 CHIPS = {

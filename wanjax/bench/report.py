@@ -7,7 +7,10 @@
   ring       ring attention over 8 devices vs dense: per-device memory and time
   projection Wan2.1 1.3B / 14B on TPU slices from the FLOP model (a projection, not a measurement)
 
-Ring attention needs 8 devices: on a CPU host `configure_devices` fakes them (XLA_FLAGS), before JAX starts.
+Each measured part runs in a fresh process of its own: `python -m wanjax.bench.report PART OUT_JSON MAX_TOKENS`.
+The one-device parts see one CPU device; ring attention sees 8 (on a CPU host faked through XLA_FLAGS, which
+must be set before JAX starts). A process with 8 fake devices slows one-device work by ~10 % (they share the
+host's thread pool), and a fresh process keeps one part's memory and compiled programs out of the next.
 """
 
 from __future__ import annotations
@@ -16,18 +19,55 @@ import datetime
 import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
+
+from wanjax.errors import WanjaxError
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "tiny.yaml"
 
 
-def configure_devices(count: int = 8) -> None:
-    """Ask for `count` fake CPU devices unless XLA_FLAGS already sets a count (call before JAX starts)."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+PARTS = ("dit", "train_tiny", "sampler_tiny", "compile", "ring")
+DEVICES = {"ring": 8}  # fake CPU devices of a part's process; the others get one
+DEVICE_FLAG = "--xla_force_host_platform_device_count"
+
+
+def child_env(devices: int) -> dict:
+    """os.environ with XLA_FLAGS asking for `devices` CPU devices (any other count there replaced)."""
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(DEVICE_FLAG)]
+    return os.environ | {"XLA_FLAGS": " ".join([*flags, f"{DEVICE_FLAG}={devices}"])}
+
+
+def measure(part: str, max_tokens: int):
+    """One part's results, in this process."""
+    from wanjax.bench import compile, dit, ring, sampler, train
+    from wanjax.config import load_config
+
+    runs = {
+        "dit": dit.run,
+        "train_tiny": lambda: train.run(load_config(TINY)),
+        "sampler_tiny": lambda: sampler.run(load_config(TINY)),
+        "compile": lambda: compile.run(TINY),
+        "ring": lambda: ring.run(max_tokens),
+    }
+    return runs[part]()
+
+
+def measure_apart(part: str, max_tokens: int):
+    """One part's results, measured in a fresh process with the part's device count."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{part}.json"
+        command = [sys.executable, "-m", "wanjax.bench.report", part, str(out), str(max_tokens)]
+        done = subprocess.run(command, env=child_env(DEVICES.get(part, 1)), cwd=REPO)
+        if done.returncode:
+            raise WanjaxError(
+                f"benchmark part {part!r} failed (exit {done.returncode}); rerun it alone: {' '.join(command)}"
+            )
+        return json.loads(out.read_text())
 
 
 def machine() -> dict:
@@ -42,25 +82,19 @@ def machine() -> dict:
         "torch_version": torch.__version__,
         "backend": jax.default_backend(),
         "device_kind": jax.devices()[0].device_kind,
-        "devices": jax.device_count(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
 def run(json_path: str | Path, max_tokens: int = 65536) -> dict:
     """Run every benchmark, write `json_path` (atomically) and return the results."""
-    from wanjax.bench import compile, dit, projection, ring, sampler, train
-    from wanjax.config import load_config
+    from wanjax.bench import projection
     from wanjax.io.export import atomic_write
 
     start = time.perf_counter()
-    tiny = load_config(TINY)
     result = {"machine": machine()}
-    result["dit"] = dit.run()
-    result["train_tiny"] = train.run(tiny)
-    result["sampler_tiny"] = sampler.run(tiny)
-    result["compile"] = compile.run(TINY)
-    result["ring"] = ring.run(max_tokens)
+    for part in PARTS:
+        result[part] = measure_apart(part, max_tokens)
     result["projection"] = {"assumptions": projection.ASSUME, "chips": projection.CHIPS, "rows": projection.project()}
     result["total_seconds"] = time.perf_counter() - start
     path = Path(json_path)
@@ -76,7 +110,7 @@ def markdown(result: dict) -> str:
     m, t, s, c = result["machine"], result["train_tiny"], result["sampler_tiny"], result["compile"]
     head = (
         f"Measured {m['date'][:10]} on {m['processor']} ({m['cpu_count']} cores, {m['platform']}), jax "
-        f"{m['jax_version']} ({m['backend']}, {m['devices']} devices), torch {m['torch_version']}."
+        f"{m['jax_version']} ({m['backend']}), torch {m['torch_version']}; each part in a process of its own."
     )
     train = (
         f"Train step of `configs/tiny.yaml` (one device, batch 2 x 80 tokens): {t['steps_per_s']:.1f} steps/s, "
@@ -105,9 +139,38 @@ def markdown(result: dict) -> str:
     ])  # fmt: skip
 
 
-def main(json_path: str | Path = "bench/results.json", max_tokens: int = 65536) -> int:
-    configure_devices()
+BEGIN, END = "<!-- bench results: begin (make bench writes this block) -->", "<!-- bench results: end -->"
+
+
+def readme_block(text: str) -> str:
+    """The generated part of the README's benchmark section (between BEGIN and END)."""
+    if BEGIN not in text or END not in text:
+        raise WanjaxError(f"README has no benchmark block: put the lines {BEGIN!r} and {END!r} where it goes")
+    return text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip("\n")
+
+
+def update_readme(readme: str | Path, result: dict) -> None:
+    """Replace the README's benchmark block with `markdown(result)` (atomically)."""
+    from wanjax.io.export import atomic_write
+
+    path = Path(readme)
+    text = path.read_text()
+    new = text.replace(readme_block(text), markdown(result), 1)
+    atomic_write(path, lambda p: p.write_text(new))
+
+
+def main(
+    json_path: str | Path = "bench/results.json", max_tokens: int = 65536, readme: str | Path | None = None
+) -> int:
+    """Run everything, write `json_path`, print the tables; with `readme`, also rewrite its benchmark block."""
     result = run(json_path, max_tokens)
+    if readme is not None:
+        update_readme(readme, result)
     print(markdown(result))
-    print(f"\n{result['total_seconds']:.0f} s; JSON in {json_path}")
+    print(f"\n{result['total_seconds']:.0f} s; JSON in {json_path}" + (f"; tables in {readme}" if readme else ""))
     return 0
+
+
+if __name__ == "__main__":  # one part, in the process `measure_apart` starts
+    part, out, max_tokens = sys.argv[1:]
+    Path(out).write_text(json.dumps(measure(part, int(max_tokens)), indent=2) + "\n")

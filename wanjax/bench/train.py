@@ -1,7 +1,8 @@
 """Train-step throughput of a config: steps/s, tokens/s, FLOP/s, and an MFU estimate.
 
-FLOPs per step come from XLA's cost analysis of the compiled step. The peak is the machine's own: a dense
-fp32 4096x4096 matmul measured in the same run (on an accelerator with a known chip, the vendor peak too).
+FLOPs per step are the analytic model FLOPs (wanjax.model.flops; XLA's cost analysis counts a scanned layer
+once). The peak is the machine's own: a dense fp32 4096x4096 matmul measured in the same run (on an
+accelerator with a known chip, the vendor peak too).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from flax import nnx
 
 from wanjax.config import Config
 from wanjax.model.dit import WanDiT
+from wanjax.model.flops import train_step_flops
 from wanjax.train.metrics import peak_flops
 from wanjax.train.state import init_state, optimizer
 from wanjax.train.step import make_train_step
@@ -47,7 +49,7 @@ def run(cfg: Config, batch: int = 2, frames: int = 5, height: int = 8, width: in
         "context": jax.random.normal(k[1], (batch, 1, cfg.model.text_dim)),
     }
     step = make_train_step(graphdef, tx, cfg, None, state, data)
-    flops = float(step.lower(state, data).cost_analysis().get("flops", 0.0))
+    flops = train_step_flops(cfg.model, data)
     holder = [step(state, data)[0]]  # warm-up + compile; the state is donated, so keep the new one
 
     def one():

@@ -23,7 +23,8 @@ def dit_flops(cfg: ModelConfig, frames: int, height: int, width: int, text_token
     pt, ph, pw = cfg.patch_size
     Fp = frames // pt
     L, M, D, E = Fp * (height // ph) * (width // pw), text_tokens, cfg.dim, cfg.ffn_dim
-    P_in, P_out = pt * ph * pw * cfg.in_channels, pt * ph * pw * cfg.out_channels
+    P_in = pt * ph * pw * cfg.in_channels * (2 if cfg.first_frame_concat else 1)  # + the first frame's patch
+    P_out = pt * ph * pw * cfg.out_channels
     self_attn = 4 * 2 * L * D * D + 2 * 2 * L * L * D  # q, k, v, out projections; QKᵀ and PV over all heads
     cross_attn = 2 * 2 * L * D * D + 2 * 2 * M * D * D + 2 * 2 * L * M * D  # q, out; k, v of the text; QKᵀ, PV
     ffn = 2 * 2 * L * D * E
@@ -38,3 +39,11 @@ def dit_flops(cfg: ModelConfig, frames: int, height: int, width: int, text_token
 
 def tokens(cfg: ModelConfig, frames: int, height: int, width: int) -> int:
     return int(np.prod([n // p for n, p in zip((frames, height, width), cfg.patch_size, strict=True)]))
+
+
+def train_step_flops(cfg: ModelConfig, batch: dict) -> float:
+    """Model FLOPs of one training step (forward + backward) on a model batch {"latents": [B, F, H, W, C],
+    "context": [B, M, text_dim], ...}: the count logged as flops_per_s / mfu. Not XLA's cost analysis, which
+    counts a scanned layer's body once, not num_layers times."""
+    B, F, H, W, _ = batch["latents"].shape
+    return dit_flops(cfg, F, H, W, batch["context"].shape[1], B)["step"]

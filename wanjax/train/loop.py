@@ -25,6 +25,7 @@ from wanjax.config import Config, TrainConfig
 from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS, add_noise, flow_loss
 from wanjax.errors import WanjaxError
 from wanjax.model.dit import AttnSpec, WanDiT
+from wanjax.model.flops import train_step_flops
 from wanjax.model.pixel import make_vae
 from wanjax.parallel.mesh import make_mesh, maybe_initialize_distributed
 from wanjax.train.checkpoint import Checkpointer, abstract_like
@@ -140,9 +141,7 @@ def train(
     step_fn = make_train_step(graphdef, tx, cfg, mesh, state, first)
     causal_fn = make_train_step(graphdef, tx, cfg, mesh, state, first, causal=True) if tcfg.causal_prob else None
     eval_fn = eval_loss_fn(graphdef, cfg, AttnSpec.from_config(cfg.mesh, mesh))
-    # The whole step's FLOPs from the program before partitioning (a compiled program counts one device's share),
-    # without compiling it a second time.
-    flops = step_fn.lower(state, first).cost_analysis().get("flops", 0.0)
+    flops = train_step_flops(cfg.model, first)
     tokens = int(np.prod(first["latents"].shape[:4])) // int(np.prod(cfg.model.patch_size))
     peak = peak_flops()
 
