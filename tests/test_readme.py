@@ -28,3 +28,13 @@ def test_brush_file_example_is_valid_and_compiles():
     assert [b["mode"] for b in spec["brushes"]] == ["path", "sway", "flow", "static", "camera"]
     tracks = compile_brushes(spec)
     assert tracks.xy.shape == (256, 17, 2) and set(tracks.brush_id[tracks.valid]) == {0, 1, 2, 3, 4}
+
+
+def test_benchmark_block_is_bench_results_json():
+    """The README's benchmark tables are exactly what `make bench` wrote to bench/results.json."""
+    import json
+
+    from wanjax.bench.report import markdown, readme_block
+
+    result = json.loads((README.parent / "bench" / "results.json").read_text())
+    assert readme_block(README.read_text()) == markdown(result)

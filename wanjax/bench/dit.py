@@ -29,8 +29,10 @@ from wanjax.io.dit_params import save_dit
 from wanjax.model.dit import AttnSpec, WanDiT
 from wanjax.model.flops import dit_flops, tokens
 
-# The setup: 4 heads × 64, FFN 1024, 4 layers; text_dim as Wan's umT5 (4096).
-CONFIG = ModelConfig(dim=256, ffn_dim=1024, num_heads=4, num_layers=4, text_dim=4096)
+# The setup: 4 heads × 64, FFN 1024, 4 layers; text_dim as Wan's umT5 (4096). remat=dots: backward
+# recomputes the cheap elementwise work instead of stacking every intermediate per layer (measured at 5,376
+# tokens: fwd+bwd 3.89 s vs 4.37 s with remat=none); flash attention's residuals are kept (REMAT_POLICIES).
+CONFIG = ModelConfig(dim=256, ffn_dim=1024, num_heads=4, num_layers=4, text_dim=4096, remat="dots")
 TEXT_TOKENS = 32
 # Latent (F, H, W), patches (1, 2, 2): 1,280 / 5,376 / 16,464 tokens.
 SHAPES = ((5, 32, 32), (21, 32, 32), (21, 56, 56))

@@ -155,8 +155,9 @@ def update_readme(readme: str | Path, result: dict) -> None:
 
     path = Path(readme)
     text = path.read_text()
-    new = text.replace(readme_block(text), markdown(result), 1)
-    atomic_write(path, lambda p: p.write_text(new))
+    readme_block(text)  # checks the markers
+    head, tail = text[: text.index(BEGIN) + len(BEGIN)], text[text.index(END) :]
+    atomic_write(path, lambda p: p.write_text(f"{head}\n{markdown(result)}\n{tail}"))
 
 
 def main(
