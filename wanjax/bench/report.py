@@ -94,7 +94,9 @@ def run(json_path: str | Path, max_tokens: int = 65536) -> dict:
     start = time.perf_counter()
     result = {"machine": machine()}
     for part in PARTS:
+        began = time.perf_counter()
         result[part] = measure_apart(part, max_tokens)
+        print(f"{part}: {time.perf_counter() - began:.0f} s", flush=True)
     result["projection"] = {"assumptions": projection.ASSUME, "chips": projection.CHIPS, "rows": projection.project()}
     result["total_seconds"] = time.perf_counter() - start
     path = Path(json_path)
