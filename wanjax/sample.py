@@ -89,12 +89,11 @@ def generate(
     attn = AttnSpec.from_config(cfg.mesh, mesh, mask=mask)
 
     branches = tuple(branches)
-    model = functools.partial(_model, graphdef, branches, B)
     ctx = jnp.concatenate([context if text else jnp.zeros_like(context) for text, _, _ in branches])
     velocity = _velocity(graphdef, branches, B, attn, a, b)
     inputs = (params, ctx, motion)  # arrays as arguments, not constants: a new prompt or seed compiles nothing
 
-    def denoise(x, sigmas, keep, velocity=velocity, carry=None):
+    def denoise(x, sigmas, keep, velocity=velocity, inputs=inputs, carry=None):
         sigmas[:, keep] = 0.0
         return sample(velocity, inputs, x, sigmas, progress, scfg.solver, carry)
 
@@ -110,8 +109,12 @@ def generate(
         cached = motion is None and not cfg.model.first_frame_concat and attn.impl == "dense"
         if scfg.kv_cache and cached and cfg.model.patch_size[0] == 1:
             sigmas[:, clean] = 0.0
-            velocity, carry = _cached_velocity(model, cfg, sigmas, attn, (len(branches) * B, *shape))
-            latents = denoise(x, sigmas, clean, velocity, carry)
+            starts, length = pyramid_windows(sigmas, cfg.mesh.segment_frames)
+            S = shape[1] // cfg.model.patch_size[1] * (shape[2] // cfg.model.patch_size[2])
+            m = cfg.model
+            cache = jnp.zeros((m.num_layers, len(branches) * B, F * S, m.num_heads, m.head_dim), m.dtype)
+            velocity = _cached_velocity(graphdef, branches, B, attn, S, length)
+            latents = denoise(x, sigmas, clean, velocity, (*inputs, jnp.asarray(starts)), (cache, cache))
         else:
             latents = denoise(x, sigmas, clean)
     else:
@@ -144,27 +147,27 @@ def _velocity(graphdef, branches: tuple, batch: int, attn: AttnSpec, a: int, b: 
     return velocity
 
 
-def _cached_velocity(model, cfg: Config, sigmas: np.ndarray, attn: AttnSpec, shape: tuple) -> tuple:
-    """A pyramid velocity that runs the DiT on each step's window only (`pyramid_windows`), reading the frames
-    before it from a K/V cache it keeps up to date: (velocity((params, context, motion), x, sigma, i, cache) ->
-    (v, cache), the empty cache [layers, batch, F * tokens, N, K] for K and V). Equal to recomputing the whole clip
-    each step."""
-    starts, length = pyramid_windows(sigmas, cfg.mesh.segment_frames)
-    starts = jnp.asarray(starts)
-    batch, F, h, w, _ = shape
-    S = h // cfg.model.patch_size[1] * (w // cfg.model.patch_size[2])
-    buffer = jnp.zeros((cfg.model.num_layers, batch, F * S, cfg.model.num_heads, cfg.model.head_dim), cfg.model.dtype)
+@functools.lru_cache(maxsize=16)
+def _cached_velocity(graphdef, branches: tuple, batch: int, attn: AttnSpec, tokens_per_frame: int, length: int):
+    """A pyramid velocity that runs the DiT on each step's window of `length` latent frames only
+    (`pyramid_windows`), reading the frames before it from a K/V cache it keeps up to date:
+    velocity((params, context, motion, starts), x, sigma, i, cache) -> (v, cache), with starts [steps] the
+    window starts and cache (K, V) [layers, branches · batch, F · tokens_per_frame, N, K]. Equal to recomputing
+    the whole clip each step. One function per static setting, so a second video compiles nothing."""
+    S = tokens_per_frame
 
     def velocity(inputs, x, sigma, step, cache):
-        params, ctx, _ = inputs
+        params, ctx, _, starts = inputs
         lo = starts[step]
         xw = jax.lax.dynamic_slice_in_dim(x, lo, length, axis=1)
-        t = jnp.broadcast_to(jax.lax.dynamic_slice_in_dim(sigma, lo, length) * NUM_TRAIN_TIMESTEPS, (batch, length))
-        v, kv = model(params, xw, t, context=ctx, attn=attn, kv_cache=(*cache, lo), return_kv=True)
+        t = jax.lax.dynamic_slice_in_dim(sigma, lo, length) * NUM_TRAIN_TIMESTEPS
+        t = jnp.broadcast_to(t, (len(branches) * batch, length))
+        v, kv = _model(graphdef, branches, batch, params, xw, t, context=ctx, attn=attn, kv_cache=(*cache, lo),
+                       return_kv=True)  # fmt: skip
         cache = tuple(jax.lax.dynamic_update_slice_in_dim(c, n, lo * S, axis=2) for c, n in zip(cache, kv, strict=True))
         return jax.lax.dynamic_update_slice_in_dim(jnp.zeros_like(x), v, lo, axis=1), cache
 
-    return velocity, (buffer, buffer)
+    return velocity
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -131,10 +131,11 @@ def test_kv_cached_pyramid_equals_recomputed(solver):
     assert np.abs(guided[1][1] - guided[0][1]).max() / np.abs(guided[0][1]).max() <= 1e-5
 
 
-@pytest.mark.parametrize("schedule", ["synchronous", "chained"])
+@pytest.mark.parametrize("schedule", ["synchronous", "chained", "pyramid"])
 def test_a_second_video_compiles_nothing(schedule, caplog):
-    """Another seed and another (non-zero) context with the same shapes reuse every compiled program, and chained
-    windows share one; the context is an argument, so the second video still differs."""
+    """Another seed and another (non-zero) context with the same shapes reuse every compiled program, chained
+    windows share one, and so does the K/V-cached pyramid; the context is an argument, so the second video still
+    differs."""
     import logging
 
     import jax
