@@ -22,6 +22,7 @@ from wanjax.config import MeshConfig, ModelConfig
 from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS
 from wanjax.errors import WanjaxError
 from wanjax.model.attention import attention, dot_attention
+from wanjax.model.flash import RESIDUALS
 from wanjax.model.layers import FeedForward, LayerNorm, RMSNorm, TextEmbedder, TimeEmbedder, dense, layer_norm, modulate
 from wanjax.model.rope import apply_rope, rope_angles, rope_tables
 from wanjax.motion.embed import Motion, MotionEmbed
@@ -130,11 +131,11 @@ class Block(nnx.Module):
 
 REMAT_POLICIES = {
     "full": None,  # save nothing: recompute the whole block in backward
-    # Matmul outputs, and flash attention's output and log-sum-exp (named "attention" there): without them,
-    # backward would run the whole attention forward again.
+    # Matmul outputs, and flash / ring attention's output and log-sum-exp (flash.RESIDUALS): without them,
+    # backward would run the whole attention forward again (for ring attention, a second pass round the ring).
     "dots": jax.checkpoint_policies.save_from_both_policies(
         jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-        jax.checkpoint_policies.save_only_these_names("attention"),
+        jax.checkpoint_policies.save_only_these_names(RESIDUALS),
     ),
 }
 

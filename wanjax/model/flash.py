@@ -5,7 +5,7 @@ of `tile` rows against all L keys (`lax.scan`), so the [tile, L] scores stay in 
 plain [m, k] x [k, n] matmul (kᵀ and vᵀ are transposed once per head, dkᵀ and dvᵀ accumulated), so the matmul
 library never re-packs a transposed operand per tile. The backward is FlashAttention-2's with one key block:
 it recomputes the scores from q, k and the saved log-sum-exp, never the forward output. The residuals carry
-the checkpoint name "attention", so a remat policy can keep them (`wanjax.model.dit.REMAT_POLICIES`).
+the checkpoint name RESIDUALS, so a remat policy can keep them (`wanjax.model.dit.REMAT_POLICIES`).
 
 Softmax skips its row-max pass when max|q|·max|k| bounds every logit by EXP_SAFE (exp can then neither
 overflow nor underflow in fp32); otherwise it subtracts the row max as usual.
@@ -20,6 +20,9 @@ import jax.numpy as jnp
 from jax import lax
 from jax.ad_checkpoint import checkpoint_name
 
+# The checkpoint name of attention residuals (output, log-sum-exp) in flash and ring attention: remat policies
+# that keep it (`wanjax.model.dit.REMAT_POLICIES['dots']`) never rerun attention's forward in backward.
+RESIDUALS = "attention"
 # |logit| <= 64: exp in [1.6e-28, 6.2e27], so a row sum over 10^6 keys stays below fp32's max.
 EXP_SAFE = 64.0
 TILE = 256  # query rows per tile: [256, L] fp32 scores, 5.5 MB at L = 5,376
@@ -101,7 +104,7 @@ def _attend(q: jax.Array, k: jax.Array, v: jax.Array, tile: int) -> jax.Array:
 
 def _attend_forward(q, k, v, tile):
     o, lse = _over_heads(functools.partial(_head_forward, tile=tile), q, k, v)
-    o, lse = checkpoint_name(o, "attention"), checkpoint_name(lse, "attention")
+    o, lse = checkpoint_name(o, RESIDUALS), checkpoint_name(lse, RESIDUALS)
     return o, (q, k, v, o, lse)
 
 

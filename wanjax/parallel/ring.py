@@ -19,6 +19,7 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.ad_checkpoint import checkpoint_name
 from jax.sharding import Mesh
 
 from wanjax.errors import WanjaxError
@@ -30,6 +31,7 @@ from wanjax.model.attention import (
     tile_grads,
     tile_scores,
 )
+from wanjax.model.flash import RESIDUALS
 from wanjax.parallel import pallas
 from wanjax.parallel.mesh import AXES, check_divisible, logical_to_spec
 
@@ -245,6 +247,7 @@ def _core(plan: Plan, q, k, v, q_frame, k_frame, sink_k, sink_v):
 def _core_fwd(plan: Plan, q, k, v, q_frame, k_frame, sink_k, sink_v):
     # Residuals are the inputs, the output and its log-sum-exp: O(L / R) memory, no per-step intermediates.
     out, lse, _ = _forward(plan, q, k, v, q_frame, k_frame, sink_k, sink_v)
+    out, lse = checkpoint_name(out, RESIDUALS), checkpoint_name(lse, RESIDUALS)
     return out, (q, k, v, q_frame, k_frame, sink_k, sink_v, out, lse)
 
 
