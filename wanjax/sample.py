@@ -106,14 +106,15 @@ def generate(
         latents = x
     elif scfg.schedule == "pyramid":
         sigmas = pyramid(scfg.steps, scfg.shift, F, cfg.mesh.segment_frames, scfg.lag)
-        cached = motion is None and not cfg.model.first_frame_concat and attn.impl == "dense"
+        # The cache needs dense attention (over the window's queries and every key before them): one device.
+        cached = motion is None and not cfg.model.first_frame_concat and attn.impl in ("dense", "flash", "blockwise")
         if scfg.kv_cache and cached and cfg.model.patch_size[0] == 1:
             sigmas[:, clean] = 0.0
             starts, length = pyramid_windows(sigmas, cfg.mesh.segment_frames)
             S = shape[1] // cfg.model.patch_size[1] * (shape[2] // cfg.model.patch_size[2])
             m = cfg.model
             cache = jnp.zeros((m.num_layers, len(branches) * B, F * S, m.num_heads, m.head_dim), m.dtype)
-            velocity = _cached_velocity(graphdef, branches, B, attn, S, length)
+            velocity = _cached_velocity(graphdef, branches, B, dataclasses.replace(attn, impl="dense"), S, length)
             latents = denoise(x, sigmas, clean, velocity, (*inputs, jnp.asarray(starts)), (cache, cache))
         else:
             latents = denoise(x, sigmas, clean)

@@ -48,15 +48,16 @@ class AttnSpec:
 
     @classmethod
     def from_config(cls, mcfg: MeshConfig, mesh: jax.sharding.Mesh | None, **mask) -> AttnSpec:
-        """impl from mesh.attention. 'auto': ring when the mesh has a ring axis > 1; else flash for the full mask
-        on one CPU device (its fastest, wanjax.model.flash); else dense (XLA fuses it on GPU and TPU)."""
+        """impl from mesh.attention. 'auto': ring when the mesh has a ring axis > 1; else, on one CPU device, flash
+        for the full mask and blockwise for the others (the fastest there: 5,376 tokens full, grad 0.63 s vs
+        2.5 s dense; 3,856 tokens causal, 0.31 s vs 0.54 s); else dense (XLA fuses it on GPU and TPU)."""
         impl = mcfg.attention
         if impl == "auto":
             one_cpu = jax.default_backend() == "cpu" and (mesh is None or mesh.size == 1)
             if mesh is not None and mesh.shape["ring"] > 1:
                 impl = "ring"
-            elif one_cpu and mask.get("mask", "full") == "full":
-                impl = "flash"
+            elif one_cpu:
+                impl = "flash" if mask.get("mask", "full") == "full" else "blockwise"
             else:
                 impl = "dense"
         return cls(impl=impl, segment_frames=mcfg.segment_frames, mesh=mesh, **mask)
