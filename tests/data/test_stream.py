@@ -72,3 +72,21 @@ def test_stream_config_and_errors():
         config_from_dict({"data": {"name": "video_latents", "stream": True}})
     with pytest.raises(WanjaxError, match="data.workers=-1"):
         config_from_dict({"data": {"workers": -1}})
+
+
+def _count_batch(path, batch: dict) -> dict:
+    with open(path, "a") as f:
+        f.write("batch\n")
+    return batch
+
+
+def test_worker_read_ahead_is_bounded(tmp_path):
+    """A worker makes a few batches ahead, not Grain's default 500 (11 GB per worker for Sprites60's 60-s clips)."""
+    import functools
+    import time
+
+    made = tmp_path / "made.txt"
+    it = stream_dataset("brushsprites", "train", 2, workers=1, transform=functools.partial(_count_batch, made), **SIZE)
+    next(it)
+    time.sleep(3.0)  # a worker reading ahead without bound makes hundreds of these tiny batches in that time
+    assert 1 <= len(made.read_text().splitlines()) <= 8
