@@ -39,7 +39,9 @@ def test_every_shipped_config_loads():
      ("sample.frames=80", "sample.frames=80 is not 4k\\+1; use 77 or 81"),
      ("model.num_heads=3", "model.dim=128 is not divisible by model.num_heads=3"),
      ("model.preset=wan3", "model.preset='wan3' is unknown"),
-     ("novalue", "is not key=value")],
+     ("novalue", "is not key=value"),
+     ("train.eval_every=-1", "train.eval_every=-1: must be >= 0"),
+     ("train.log_every=0", "train.log_every=0: must be >= 1")],
 )  # fmt: skip
 def test_bad_overrides_name_the_key(override, match):
     with pytest.raises(WanjaxError, match=match):

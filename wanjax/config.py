@@ -161,12 +161,12 @@ class MeshConfig:
     dcn_fsdp: int = 1
     dcn_ring: int = 1
     dcn_tensor: int = 1
-    attention: str = "auto"  # auto | dense | flash | blockwise | ring (auto: ring if ring > 1, flash on 1 CPU)
+    attention: str = "auto"  # auto | dense | flash | sdpa | blockwise | ring (see AttnSpec.from_config)
     segment_frames: int = 1
     block_size: int = 512  # blockwise/ring inner block (tokens)
 
     def validate(self) -> None:
-        _choice("mesh.attention", self.attention, ("auto", "dense", "flash", "blockwise", "ring"))
+        _choice("mesh.attention", self.attention, ("auto", "dense", "flash", "sdpa", "blockwise", "ring"))
         if self.segment_frames < 1:
             raise WanjaxError(f"mesh.segment_frames={self.segment_frames}: must be >= 1")
 
@@ -190,9 +190,9 @@ class TrainConfig:
     motion_dropout: float = 0.1  # P(an example's brushes are dropped): the unconditional branch of motion CFG
     max_tracks: int = 256  # track points per clip compiled from its brushes (static shape)
     ema_decay: float = 0.999
-    checkpoint_every: int = 500
+    checkpoint_every: int = 500  # 0 = only at the end (and on preemption)
     keep: int = 3
-    eval_every: int = 500
+    eval_every: int = 500  # 0 = only after the first and the last step
     sample_every: int = 0  # write a sample video (EMA weights, sample: settings) every N steps; 0 = never
     log_every: int = 1
     seed: int = 0
@@ -203,6 +203,11 @@ class TrainConfig:
         _choice("train.timestep_sampling", self.timestep_sampling, ("uniform", "logit_normal"))
         if self.grad_accum < 1:
             raise WanjaxError(f"train.grad_accum={self.grad_accum}: must be >= 1")
+        if self.log_every < 1:
+            raise WanjaxError(f"train.log_every={self.log_every}: must be >= 1 (steps between metrics rows)")
+        for key in ("checkpoint_every", "eval_every", "sample_every"):
+            if getattr(self, key) < 0:
+                raise WanjaxError(f"train.{key}={getattr(self, key)}: must be >= 0 (0 = never in between)")
         for key in ("per_segment_prob", "causal_prob", "motion_dropout"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise WanjaxError(f"train.{key}={getattr(self, key)}: a probability in [0, 1]")

@@ -13,7 +13,7 @@ import pytest
 
 from wanjax.config import load_config
 from wanjax.errors import WanjaxError
-from wanjax.train.loop import train
+from wanjax.train.loop import every, train
 
 TINY = str(Path(__file__).parents[2] / "configs" / "tiny.yaml")
 # 8 fake devices: batch over fsdp=4, heads over tensor=2. 9 frames at 32x32 -> 3 latent frames of 4x4.
@@ -127,3 +127,8 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     steps = sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit())
     losses = {r["step"]: r["loss"] for r in _rows(tmp_path / "run")}
     assert steps and all(np.isfinite(losses[s]) for s in steps)
+
+
+def test_every_zero_means_never_in_between():
+    assert [n for n in range(1, 11) if every(n, 4)] == [4, 8]
+    assert not any(every(n, 0) for n in range(1, 11))

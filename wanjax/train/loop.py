@@ -51,6 +51,11 @@ class Preemption:
         signal.signal(signal.SIGTERM, self.previous)
 
 
+def every(n: int, period: int) -> bool:
+    """Whether step n is one of every `period` steps (period 0: none)."""
+    return period > 0 and n % period == 0
+
+
 def is_causal_step(tcfg: TrainConfig, step: int) -> bool:
     """Whether step `step` trains the pyramid way (train.causal_prob): a pure function of (seed, step), so a
     resumed run makes the same choices."""
@@ -159,7 +164,7 @@ def train(
             jax.block_until_ready(previous)
             n = step + 1
             stopping = stop.requested  # read once: a later signal is handled at the end of the next step
-            saving = n % tcfg.checkpoint_every == 0 or n == tcfg.steps or stopping
+            saving = every(n, tcfg.checkpoint_every) or n == tcfg.steps or stopping
             row = {}
             if n % tcfg.log_every == 0 or saving:
                 row = {k: float(v) for k, v in metrics.items()} | ({"causal": int(causal)} if causal_fn else {})
@@ -175,12 +180,12 @@ def train(
                 if peak:
                     row["mfu"] = rate * flops / peak
                 t_last, n_last = time.perf_counter(), n
-            if n % tcfg.eval_every == 0 or n == tcfg.steps or n == 1:
+            if every(n, tcfg.eval_every) or n == tcfg.steps or n == 1:
                 row["eval_loss"] = float(eval_fn(state.params, to_global(eval_batch, s_batch)))
                 summary["eval_loss"].append((n, row["eval_loss"]))
             if row:
                 log.log(n, row)
-            if tcfg.sample_every and n % tcfg.sample_every == 0:
+            if every(n, tcfg.sample_every):
                 _sample(cfg, graphdef, state, vae, f"{workdir}/samples/step_{n:07d}", eval_host)
             if saving:
                 ckpt.save(n, state, train_iter, meta={"loss": row["loss"]}, force=stopping)
