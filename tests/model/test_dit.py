@@ -112,10 +112,13 @@ def test_sample_prediction_returns_the_implied_velocity(dit):
     np.testing.assert_allclose(np.asarray(v), (np.asarray(x) - np.asarray(x0)) / sigma, rtol=1e-5, atol=1e-5)
 
 
-def test_auto_attention_is_flash_or_blockwise_on_one_cpu_ring_on_a_ring_else_dense():
+def test_auto_attention_per_backend_mesh_and_mask(monkeypatch):
     auto = MeshConfig()
     assert AttnSpec.from_config(auto, None).impl == "flash"
     assert AttnSpec.from_config(auto, None, mask="causal").impl == "blockwise"
     assert AttnSpec.from_config(auto, make_mesh(MeshConfig(fsdp=1, ring=2), jax.devices()[:2])).impl == "ring"
     assert AttnSpec.from_config(auto, make_mesh(MeshConfig(fsdp=2), jax.devices()[:2])).impl == "dense"
     assert AttnSpec.from_config(MeshConfig(attention="blockwise"), None).impl == "blockwise"
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert AttnSpec.from_config(auto, None).impl == "sdpa"
+    assert AttnSpec.from_config(auto, None, mask="causal").impl == "dense"

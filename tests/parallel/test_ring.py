@@ -162,7 +162,7 @@ def test_ring_errors():
         attention(q, q, q, tokens_per_frame=T, impl="ring")
     with pytest.raises(WanjaxError, match=r"attention heads=2 is not divisible by the mesh axes tensor = 8"):
         attention(q, q, q, tokens_per_frame=T, impl="ring", mesh=make_mesh(MeshConfig(fsdp=1, tensor=8)))
-    with pytest.raises(WanjaxError, match=r"impl='fast' is not one of dense, flash, blockwise, ring"):
+    with pytest.raises(WanjaxError, match=r"impl='fast' is not one of dense, flash, sdpa, blockwise, ring"):
         attention(q, q, q, tokens_per_frame=T, impl="fast")
     with pytest.raises(WanjaxError, match=r"impl='flash' takes mask='full' only, not 'causal': use impl='blockwise'"):
         attention(q, q, q, tokens_per_frame=T, impl="flash", mask="causal")

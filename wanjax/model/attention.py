@@ -17,7 +17,7 @@ from wanjax.errors import WanjaxError
 from wanjax.model.flash import flash_attention
 
 MASKS = ("full", "causal", "window")
-IMPLS = ("dense", "flash", "blockwise", "ring")
+IMPLS = ("dense", "flash", "sdpa", "blockwise", "ring")
 
 
 def segment_visible(q_seg: jax.Array, k_seg: jax.Array, mask: str, window: int | None) -> jax.Array:
@@ -142,8 +142,10 @@ def attention(
     """Self-attention over a time-major video token sequence. q, k, v [B, L, N, K] -> [B, L, N, K].
 
     impl: dense (one [L, L] score matrix), flash (query tiles against all keys, O(L) memory, the fastest on
-    CPU; full mask only: wanjax.model.flash), blockwise (tiles with online softmax and skipped masked tiles,
-    one device), ring (ring attention over the mesh's 'ring' axis; needs `mesh`). Same numbers for all.
+    CPU; full mask only: wanjax.model.flash), sdpa (`jax.nn.dot_product_attention`: cuDNN's flash attention on
+    NVIDIA GPUs in bf16/fp16, XLA's dense attention elsewhere; full mask only), blockwise (tiles with online
+    softmax and skipped masked tiles, one device), ring (ring attention over the mesh's 'ring' axis; needs
+    `mesh`). Same numbers for all.
     cache: (K, V, start): K, V [B, Lc, N, K] hold tokens 0 … start - 1 of the clip (start may be traced; rows from
     start on are ignored), and q, k, v are tokens start … start + L - 1 (pyramid sampling); dense only.
     """
@@ -159,10 +161,10 @@ def attention(
         vis = token_visible(start + jnp.arange(L), k_pos, tokens_per_frame=tokens_per_frame, **masking)
         vis = vis & jnp.concatenate([cached < start, jnp.ones(L, bool)])[None]
         return dot_attention(q, jnp.concatenate([ck, k], axis=1), jnp.concatenate([cv, v], axis=1), vis)
-    if impl == "flash":
+    if impl in ("flash", "sdpa"):
         if mask != "full":
-            raise WanjaxError(f"attention impl='flash' takes mask='full' only, not {mask!r}: use impl='blockwise'")
-        return flash_attention(q, k, v)
+            raise WanjaxError(f"attention impl={impl!r} takes mask='full' only, not {mask!r}: use impl='blockwise'")
+        return flash_attention(q, k, v) if impl == "flash" else jax.nn.dot_product_attention(q, k, v)
     if impl == "dense":
         if mask == "full":
             return dot_attention(q, k, v)
