@@ -132,3 +132,12 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
 def test_every_zero_means_never_in_between():
     assert [n for n in range(1, 11) if every(n, 4)] == [4, 8]
     assert not any(every(n, 0) for n in range(1, 11))
+
+
+def test_ema_decay_warms_up_so_the_random_init_fades():
+    from wanjax.train.step import ema_decay
+
+    decays = np.asarray([float(ema_decay(0.999, n)) for n in range(10000)])
+    np.testing.assert_allclose(decays[:3], [1 / 10, 2 / 11, 3 / 12], rtol=1e-6)
+    assert decays.max() == np.float32(0.999) and np.all(np.diff(decays) >= 0)
+    assert np.prod(decays[:1000].astype(np.float64)) < 1e-20  # the init's weight in the EMA (fixed 0.999: 0.37)

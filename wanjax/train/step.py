@@ -86,6 +86,14 @@ def loss_fn(model: nnx.Module, batch: dict, key: jax.Array, cfg: Config, attn: A
     return flow_loss(pred, x, eps, weight)
 
 
+def ema_decay(decay: float, step: jax.Array) -> jax.Array:
+    """The EMA's decay at update `step` (0-based): min(decay, (1 + step) / (10 + step)), the warm-up of TensorFlow's
+    ExponentialMovingAverage(num_updates) and diffusers' EMAModel. A fixed decay keeps decay**steps of the random
+    init: 37 % after 1,000 steps at 0.999 (a Sprites60 export sampled pure noise), 5 % after 3,000."""
+    step = jnp.asarray(step, jnp.float32)
+    return jnp.minimum(jnp.float32(decay), (1.0 + step) / (10.0 + step))
+
+
 def train_step(
     graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cfg: Config, attn: AttnSpec, state: TrainState,
     batch: dict,
@@ -99,7 +107,7 @@ def train_step(
     loss, grads = jax.value_and_grad(loss_of)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    decay = cfg.train.ema_decay
+    decay = ema_decay(cfg.train.ema_decay, state.step)
     ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema, params)
     metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "lr": learning_rate(cfg.train)(state.step)}
     return state.replace(step=state.step + 1, params=params, ema=ema, opt_state=opt_state), metrics
