@@ -158,6 +158,18 @@ def test_wrong_shapes_and_missing_sprites_fail(clips):
         assert m["count_error"] == pytest.approx(m["expected"].sum(axis=1).mean())
 
 
+def test_colour_noise_has_no_sprites(clips):
+    """What an untrained model samples: pixel noise and 2x2 blocks (scored identity 1.0 before presence needed
+    steady blobs)."""
+    rng = np.random.default_rng(0)
+    for clip in clips[:4]:
+        T, H, W, _ = clip["video"].shape
+        blocks = rng.integers(0, 256, (T, H // 2, W // 2, 3), dtype=np.uint8).repeat(2, 1).repeat(2, 2)  # blobs
+        for noise in (rng.integers(0, 256, clip["video"].shape, dtype=np.uint8), blocks):
+            m = sprite_identity(noise, clip)
+            assert m["identity"] == 0.0 and m["reentry_identity"] == 0.0 and not m["present"].any()
+
+
 def test_frozen_first_frame_keeps_identity_but_not_the_count(clips):
     """The sprite metrics judge looks, not positions: a still first frame keeps every sprite's colour and shape,
     and only the count sees the leaving sprite that never leaves."""

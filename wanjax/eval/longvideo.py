@@ -19,6 +19,7 @@ the sprites look like, never where they are.
 """
 
 import numpy as np
+from scipy import ndimage
 
 from wanjax.errors import WanjaxError
 
@@ -43,6 +44,12 @@ COLOR_DISTANCE = 50.0
 # (half of it uncovered), so that a sprite partly hidden still counts, but not much less, or sprites 30-50 % hidden
 # count where the ground truth has them out of view (count_error on 30 clips: 0.04 at 0.4, 0.10 at 0.3).
 MIN_AREA = 0.4
+# A sprite is one blob of pixels (8-connected), or a few where sprites in front cut it: its pixels count in blobs
+# of at least MIN_BLOB of its area, and it is shown only where its largest blob has MIN_CORE of it and that blob's
+# centre moved less than the sprite's radius since the frame before. Colour noise that matches a sprite's hue is
+# specks, or blobs that jump about: summed over a frame they passed for it (identity 1.0 on noise before).
+MIN_BLOB = 0.1
+MIN_CORE = 0.15
 # A sprite's extent, area / bounding-box area, tells its shape: ideally 1/2 (triangle pointing up), π/4 (disc), 1
 # (axis-aligned square). Measured from coverage (sub-pixel) on the whole views of 30 clips at 32 px (3-4.5 px
 # sprites), all frames: triangles 0.51-0.65, discs 0.78-0.82, squares 0.89-1.03 (0.999 at the 0.5th percentile).
@@ -142,6 +149,28 @@ def _grow(masks: np.ndarray, r: int) -> np.ndarray:
     return np.logical_or.reduce([rows[..., j : j + w] for j in range(2 * r + 1)])
 
 
+def _blobs(masks: np.ndarray, min_size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of masks [t, H, W]: the 8-connected components of at least min_size pixels, bool [t, H, W]; each frame's
+    largest component's size [t] and centre (x, y) [t, 2] (NaN in an empty frame)."""
+    kept, largest, centre = np.zeros_like(masks), np.zeros(len(masks), int), np.full((len(masks), 2), np.nan)
+    for i, mask in enumerate(masks):
+        labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        kept[i], largest[i] = (sizes >= min_size)[labels], sizes.max()
+        if n:
+            y, x = np.nonzero(labels == sizes.argmax())
+            centre[i] = x.mean(), y.mean()
+    return kept, largest, centre
+
+
+def _steady(centre: np.ndarray, radius: float) -> np.ndarray:
+    """bool [t]: the largest blob's centre [t, 2] is within `radius` of where it was one frame before (the first
+    frame: one frame after). Sprites move under a pixel a frame; the biggest speck of colour noise jumps about."""
+    step = np.linalg.norm(np.diff(centre, axis=0), axis=-1) <= radius  # NaN (no blob) compares False
+    return np.concatenate([step[:1], step]) if len(step) else np.ones(len(centre), bool)
+
+
 def _on_border(masks: np.ndarray) -> np.ndarray:
     """bool [...]: the mask [..., H, W] has a pixel on the frame's edge."""
     edges = (masks[..., 0, :], masks[..., -1, :], masks[..., :, 0], masks[..., :, -1])
@@ -171,8 +200,8 @@ def sprite_identity(video: np.ndarray, clip: dict, fps: int = 16) -> dict:
 
     video uint8 [T, H, W, 3]; clip: `sprites60`' dict, or one with colors uint8 [S, 3], shapes, radii [S] (bounding
     circles, px) and visible bool [S, T] (T frames like the video). In a frame, sprite s's area is its
-    `sprite_coverage` summed over its pixels (c ≥ 1/2) and those next to them; it is present when that reaches
-    MIN_AREA of its shape's area. Its extent is that area over the coverage's bounding box (width: the sum over
+    `sprite_coverage` summed over its blobs of pixels (c ≥ 1/2; see MIN_BLOB) and those next to them; it is present when that reaches
+    MIN_AREA of its shape's area and its largest blob MIN_CORE, and that blob stays put (`_steady`). Its extent is that area over the coverage's bounding box (width: the sum over
     columns of their largest c; height likewise), read in whole views only: off the frame's edges and TOUCH px clear
     of the other sprites' pixels (at 32 px sprites touch often: 20-87 % of expected pairs are judged, 53 % mean).
     Per second, s is expected when the ground truth has it visible in at least half the second's frames, present
@@ -189,7 +218,8 @@ def sprite_identity(video: np.ndarray, clip: dict, fps: int = 16) -> dict:
     visible = np.asarray(clip["visible"], bool)
     if visible.shape[1] != len(video):
         raise WanjaxError(f"the video has {len(video)} frames but the clip's visible has {visible.shape[1]}")
-    areas = np.array([_shape_area(s, r) for s, r in zip(clip["shapes"], clip["radii"], strict=True)])
+    radii = np.asarray(clip["radii"], np.float64)
+    areas = np.array([_shape_area(s, r) for s, r in zip(clip["shapes"], radii, strict=True)])
     cuts = np.array(list(SHAPE_CUTS.values()))
     own = np.array([list(SHAPE_CUTS).index(s) for s in clip["shapes"]])
     spans = seconds(len(video), fps)
@@ -200,12 +230,13 @@ def sprite_identity(video: np.ndarray, clip: dict, fps: int = 16) -> dict:
         near = _grow(inside, TOUCH)
         half = (span.stop - span.start) / 2
         for s in range(len(colors)):
-            soft = np.where(_grow(inside[s], 1), cover[s], 0.0)
+            blobs, largest, centre = _blobs(inside[s], MIN_BLOB * areas[s])
+            soft = np.where(_grow(blobs, 1), cover[s], 0.0)
             area = soft.sum(axis=(1, 2))
             with np.errstate(invalid="ignore", divide="ignore"):
                 extent = area / (soft.max(axis=1).sum(axis=1) * soft.max(axis=2).sum(axis=1))
             touching = (inside[s] & np.delete(near, s, axis=0).any(axis=0)).any(axis=(1, 2)) | _on_border(inside[s])
-            shown = area >= MIN_AREA * areas[s]
+            shown = (area >= MIN_AREA * areas[s]) & (largest >= MIN_CORE * areas[s]) & _steady(centre, radii[s])
             whole = shown & ~touching
             expected[i, s] = visible[s, span].sum() >= half
             present[i, s] = shown.sum() >= half
