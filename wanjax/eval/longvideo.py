@@ -200,10 +200,11 @@ def sprite_identity(video: np.ndarray, clip: dict, fps: int = 16) -> dict:
 
     video uint8 [T, H, W, 3]; clip: `sprites60`' dict, or one with colors uint8 [S, 3], shapes, radii [S] (bounding
     circles, px) and visible bool [S, T] (T frames like the video). In a frame, sprite s's area is its
-    `sprite_coverage` summed over its blobs of pixels (c ≥ 1/2; see MIN_BLOB) and those next to them; it is present when that reaches
-    MIN_AREA of its shape's area and its largest blob MIN_CORE, and that blob stays put (`_steady`). Its extent is that area over the coverage's bounding box (width: the sum over
-    columns of their largest c; height likewise), read in whole views only: off the frame's edges and TOUCH px clear
-    of the other sprites' pixels (at 32 px sprites touch often: 20-87 % of expected pairs are judged, 53 % mean).
+    `sprite_coverage` summed over its blobs of pixels (c ≥ 1/2; see MIN_BLOB) and those next to them; it is present
+    when that reaches MIN_AREA of its shape's area, its largest blob MIN_CORE, and that blob stays put (`_steady`).
+    Its extent is that area over the coverage's bounding box (width: the sum over columns of their largest c; height
+    likewise), read in whole views only: off the frame's edges and TOUCH px clear of the other sprites' pixels (at
+    32 px sprites touch often: 20-87 % of expected pairs are judged, 53 % mean).
     Per second, s is expected when the ground truth has it visible in at least half the second's frames, present
     when present in at least half of them, judged when present with a whole view, and its shape matches when its
     median extent over those views falls in its shape's range (SHAPE_CUTS).
