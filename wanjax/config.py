@@ -190,6 +190,7 @@ class TrainConfig:
     motion_dropout: float = 0.1  # P(an example's brushes are dropped): the unconditional branch of motion CFG
     max_tracks: int = 256  # track points per clip compiled from its brushes (static shape)
     ema_decay: float = 0.999
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) at step n, so the random init fades
     checkpoint_every: int = 500  # 0 = only at the end (and on preemption)
     keep: int = 3
     eval_every: int = 500  # 0 = only after the first and the last step

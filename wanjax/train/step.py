@@ -107,7 +107,7 @@ def train_step(
     loss, grads = jax.value_and_grad(loss_of)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    decay = ema_decay(cfg.train.ema_decay, state.step)
+    decay = ema_decay(cfg.train.ema_decay, state.step) if cfg.train.ema_warmup else cfg.train.ema_decay
     ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema, params)
     metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "lr": learning_rate(cfg.train)(state.step)}
     return state.replace(step=state.step + 1, params=params, ema=ema, opt_state=opt_state), metrics
