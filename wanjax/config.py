@@ -51,6 +51,11 @@ class ModelConfig:
     # per token, dim 128) cannot pass the noise through a narrow stream, its clean content can. The DiT still
     # returns a velocity, v = (x_t - x0) / max(sigma, 0.05), so losses and samplers are the same.
     prediction: str = "velocity"
+    # Clean-sample residual (toy-model trick, prediction=sample only): x0 = base + proj_out(h) with proj_out
+    # zero-initialised, so step 0 already outputs the base. none | first_frame (latent frame 0 everywhere: what
+    # does not move is free) | warp (frame 0 moved along the brush tracks at pixel resolution, wanjax.motion.guide;
+    # the pixel codec's latents; the guide is also channel-concatenated to the patch input).
+    residual: str = "none"
     motion_dim: int = 16  # channels of a track's embedding
     motion_subframes: int = 4  # video frames per latent frame (the VAE's temporal stride): one splat each
     motion_sigma: float = 0.7  # splat Gaussian radius in latent cells (>= 0.7: position bias of the sampled
@@ -59,6 +64,13 @@ class ModelConfig:
     @property
     def head_dim(self) -> int:
         return self.dim // self.num_heads
+
+    @property
+    def guide_pixel_size(self) -> int | None:
+        """s when in_channels = motion_subframes x 3 x s² (the pixel codec's latents), else None."""
+        area, rest = divmod(self.in_channels, 3 * self.motion_subframes)
+        s = round(area**0.5)
+        return s if not rest and s * s == area and self.out_channels == self.in_channels else None
 
     def validate(self) -> None:
         if self.dim % self.num_heads:
@@ -70,6 +82,14 @@ class ModelConfig:
         _choice("model.param_dtype", self.param_dtype, ("float32", "bfloat16"))
         _choice("model.motion", self.motion, ("none", "splat", "latent_copy"))
         _choice("model.prediction", self.prediction, ("velocity", "sample"))
+        _choice("model.residual", self.residual, ("none", "first_frame", "warp"))
+        if self.residual != "none" and self.prediction != "sample":
+            raise WanjaxError(f"model.residual={self.residual} needs model.prediction=sample (it adds to x0)")
+        if self.residual == "warp" and self.guide_pixel_size is None:
+            raise WanjaxError(
+                f"model.residual=warp needs the pixel codec's latents: in_channels = motion_subframes x 3 x s² "
+                f"(e.g. 192 = 4 x 3 x 4²), got in_channels={self.in_channels}, motion_subframes={self.motion_subframes}"
+            )
 
     @classmethod
     def wan21_t2v_1_3b(cls) -> ModelConfig:

@@ -12,6 +12,9 @@ Per sprite s with ground-truth track g [T, 2] and the video's colour centroid p 
   a frame counts 0 where s is not found (there or in frame 0) or p did not move.
 * static leakage (static): path length of p - g over consecutive visible frames, per step, px/frame: motion that
   the ground truth (camera pan included) does not explain; a step with s lost at either end counts as the diagonal.
+Video PSNR against the ground-truth clip (frames 1 … T-1, the given frame 0 left out), from the mean squared error
+pooled over the clips of a group: all, those without a flow brush (what enters a stream is new texture), those with
+one, and "plain" ones (neither flow nor camera). Copying frame 0 is the reference (`copy_first_frame`).
 Per clip with a `flow` brush, region flow error: mean over frame pairs of |estimated - true| texture velocity
 px/frame inside the stream's box (see `region_flow_error`).
 """
@@ -229,6 +232,29 @@ def clip_metrics(video: np.ndarray, clip: dict) -> dict:
     }
 
 
+def copy_first_frame(clips: list) -> list:
+    """The reference "model": frame 0 held for the whole clip."""
+    return [np.repeat(c["video"][:1], len(c["video"]), axis=0) for c in clips]
+
+
+def video_psnr(videos: list, clips: list) -> dict:
+    """PSNR (dB) of videos uint8 [T, H, W, 3] against their clips' frames 1 … T-1, pooled per group (module doc)."""
+    mse = np.array(
+        [np.square(v[1:].astype(np.float64) - c["video"][1:]).mean() for v, c in zip(videos, clips, strict=True)]
+    )
+    modes = [{b["mode"] for b in c["brushes"]["brushes"]} for c in clips]
+    groups = {
+        "psnr": np.ones(len(clips), bool),
+        "psnr_no_flow": np.array(["flow" not in m for m in modes]),
+        "psnr_flow": np.array(["flow" in m for m in modes]),
+        "psnr_plain": np.array([not m & {"flow", "camera"} for m in modes]),
+    }
+    return {
+        k: float(10 * np.log10(255**2 / max(mse[g].mean(), 1e-10))) if g.any() else float("nan")
+        for k, g in groups.items()
+    }
+
+
 def _mean(values: np.ndarray) -> float:
     values = values[~np.isnan(values)]
     return float(values.mean()) if len(values) else float("nan")
@@ -238,8 +264,9 @@ def evaluate(videos: list, clips: list) -> dict:
     """Brush-following metrics over an eval set: videos uint8 [T, H, W, 3] each, clips their BrushSprites dicts.
 
     Returns floats (NaN where nothing is counted): path_success, sway_success (fractions of those sprites), path_epe,
-    sway_epe, epe (all sprites), px; static_leakage px/frame (static sprites); direction_cosine (path and sway
-    sprites); region_flow_error px/frame (clips with a flow brush); and the counts n_path, n_sway, n_static, n_flow.
+    sway_epe, epe (all sprites), px; psnr, psnr_no_flow, psnr_flow, psnr_plain dB (`video_psnr`); static_leakage
+    px/frame (static sprites); direction_cosine (path and sway sprites); region_flow_error px/frame (clips with a
+    flow brush); and the counts n_path, n_sway, n_static, n_flow.
     """
     per = [clip_metrics(v, c) for v, c in zip(videos, clips, strict=True)]
     kinds = np.array([k for m in per for k in m["kinds"]])
@@ -262,4 +289,4 @@ def evaluate(videos: list, clips: list) -> dict:
         "n_static": int((kinds == "static").sum()),
         "n_flow": len(region),
     }
-    return out
+    return out | video_psnr(videos, clips)

@@ -26,6 +26,7 @@ from wanjax.model.flash import RESIDUALS
 from wanjax.model.layers import FeedForward, LayerNorm, RMSNorm, TextEmbedder, TimeEmbedder, dense, layer_norm, modulate
 from wanjax.model.rope import apply_rope, rope_angles, rope_tables
 from wanjax.motion.embed import Motion, MotionEmbed
+from wanjax.motion.guide import warp_guide
 from wanjax.parallel.mesh import check_divisible
 from wanjax.parallel.partition import constrain
 
@@ -148,7 +149,9 @@ class WanDiT(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         cfg.validate()
         self.cfg = cfg
-        patch_in = int(np.prod(cfg.patch_size)) * cfg.in_channels * (2 if cfg.first_frame_concat else 1)
+        patch_in = (
+            int(np.prod(cfg.patch_size)) * cfg.in_channels * (1 + cfg.first_frame_concat + (cfg.residual == "warp"))
+        )
         self.patch_embedding = dense(cfg, patch_in, cfg.dim, (None, "embed"), rngs)
         self.time_embedder = TimeEmbedder(cfg, rngs)
         self.text_embedder = TextEmbedder(cfg, rngs)
@@ -161,7 +164,8 @@ class WanDiT(nnx.Module):
         self.blocks = make_blocks(rngs)
         table = jax.random.normal(rngs.params(), (2, cfg.dim), jnp.dtype(cfg.param_dtype)) / cfg.dim**0.5
         self.scale_shift_table = nnx.Param(table, logical_axes=(None, "embed"))
-        self.proj_out = dense(cfg, cfg.dim, int(np.prod(cfg.patch_size)) * cfg.out_channels, ("embed", None), rngs)
+        patch_out = int(np.prod(cfg.patch_size)) * cfg.out_channels
+        self.proj_out = dense(cfg, cfg.dim, patch_out, ("embed", None), rngs, zero=cfg.residual != "none")
         if cfg.motion != "none":  # created last: the other parameters are those of the same model without it
             self.motion_embed = MotionEmbed(cfg, rngs)
             motion_in = int(np.prod(cfg.patch_size)) * MotionEmbed.channels(cfg)
@@ -190,10 +194,10 @@ class WanDiT(nnx.Module):
         own (K, V) [layers, B, L, N, K], to be cached.
         """
         cfg = self.cfg
-        if kv_cache is not None and (motion is not None or cfg.first_frame_concat):
+        if kv_cache is not None and (motion is not None or cfg.first_frame_concat or cfg.residual != "none"):
             raise WanjaxError(
-                "a K/V cache needs the clip's first frame among x's frames: not with brushes or "
-                "model.first_frame_concat (sample with the cache off)"
+                "a K/V cache needs the clip's first frame among x's frames: not with brushes, "
+                "model.first_frame_concat or model.residual (sample with the cache off)"
             )
         if motion is not None and cfg.motion == "none":
             raise WanjaxError(
@@ -204,6 +208,9 @@ class WanDiT(nnx.Module):
         if cfg.first_frame_concat:
             first, _ = patchify(jnp.broadcast_to(x[:, :1], x.shape), cfg.patch_size, cfg.in_channels)
             tokens = jnp.concatenate([tokens, first], axis=-1)
+        base = self.residual_base(x, motion)
+        if cfg.residual == "warp":
+            tokens = jnp.concatenate([tokens, patchify(base, cfg.patch_size, cfg.in_channels)[0]], axis=-1)
         B, S = x.shape[0], Hp * Wp
         attn.check(cfg)
         t = frame_timesteps(t, B, Fp)
@@ -246,9 +253,21 @@ class WanDiT(nnx.Module):
         head = self.scale_shift_table[...].astype(jnp.float32) + temb.astype(jnp.float32)[:, :, None]
         h = modulate(layer_norm(h, cfg.eps), head[:, :, 0], head[:, :, 1]).astype(h.dtype)
         out = unpatchify(self.proj_out(h), (Fp, Hp, Wp), cfg.patch_size, cfg.out_channels)
+        if base is not None:
+            out = out + base.astype(out.dtype)
         if cfg.prediction == "sample":
             out = velocity_from_sample(x, out, t / NUM_TRAIN_TIMESTEPS)
         return (out, new_kv) if return_kv else out
+
+    def residual_base(self, x: jax.Array, motion: Motion | None) -> jax.Array | None:
+        """What model.residual adds to the clean-sample head: None, latent frame 0 of x [B, F, H, W, C] on every
+        frame, or frame 0 warped along the motion tracks (wanjax.motion.guide)."""
+        cfg = self.cfg
+        if cfg.residual == "none":
+            return None
+        if cfg.residual == "first_frame":
+            return jnp.broadcast_to(x[:, :1], x.shape)
+        return warp_guide(x[:, 0], motion, cfg.guide_pixel_size, cfg.motion_subframes, x.shape[1])
 
 
 def velocity_from_sample(x: jax.Array, x0: jax.Array, sigma: jax.Array, floor: float = 0.05) -> jax.Array:

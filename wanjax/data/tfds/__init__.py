@@ -27,12 +27,16 @@ def get_builder(
     config (one folder each); video_latents: `frames` only, and builder_kwargs clips_dir, encode_video, encode_text
     to build it (see `VideoLatents`)."""
     if name == "video_latents":
-        return VideoLatents(data_dir=data_dir, config=video_latents_config(frames), **builder_kwargs)
-    procedural = {"brushsprites": BrushSprites, "sprites60": Sprites60}
-    if name not in procedural:
-        raise WanjaxError(f"data.name={name!r} is not one of {', '.join(NAMES)}")
-    config = sprites_config(frames, height, width, train_clips, eval_clips, seed)
-    return procedural[name](data_dir=data_dir, config=config, **builder_kwargs)
+        cls, config = VideoLatents, video_latents_config(frames)
+    else:
+        procedural = {"brushsprites": BrushSprites, "sprites60": Sprites60}
+        if name not in procedural:
+            raise WanjaxError(f"data.name={name!r} is not one of {', '.join(NAMES)}")
+        cls, config = procedural[name], sprites_config(frames, height, width, train_clips, eval_clips, seed)
+    # TFDS refuses a config object named like one of the class's own: pass that one by name.
+    if any(c.name == config.name for c in cls.BUILDER_CONFIGS):
+        config = config.name
+    return cls(data_dir=data_dir, config=config, **builder_kwargs)
 
 
 __all__ = ["NAMES", "BrushSprites", "Sprites60", "VideoLatents", "get_builder"]

@@ -1,0 +1,98 @@
+"""The first frame warped along brush tracks: a dense guide video for the clean-sample head (`model.residual=warp`).
+
+    base = warp_guide(first_latent, motion, pixel_size=4, subframes=4, frames=F)   # [B, F, h, w, C]
+
+The tracks' displacements from frame 0 are Gaussian-splatted at the points' *current* positions, which gives a
+backward flow per video frame (where each pixel of frame f came from in frame 0); frame 0 is sampled there
+bilinearly. Away from every track the flow fades to 0, so what no brush moves stays put; where a moved region
+leaves, the first frame shows through (the model learns to fill that in). With no tracks (brushes dropped) the guide
+is the first frame itself.
+
+The latents are the pixel codec's (`wanjax.model.pixel`): space-to-depth of s x s pixels x k video frames x rgb,
+so the warp runs at pixel resolution and sub-frame precision. Pure jnp; no parameters.
+Shapes: B batch, P points, F latent frames, k sub-frames, h w latent grid, H W pixels (H = h s), C = k s s 3.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wanjax.motion.embed import Motion, bilinear
+
+SIGMA_PX = 1.0  # splat radius in pixels: each pixel follows, softly, the nearest track point
+FILL_SIGMAS_PX = (2.0, 8.0)  # hole filling: local mean first, wider where nothing is known nearby
+REACH_PX = 3.0  # pixels farther than this from every point do not move (brush seeds lie 4 px apart: <= 2.9 px)
+
+
+def pixels_of_latent(z: jax.Array, s: int, k: int) -> jax.Array:
+    """Pixel-codec latent frame [B, h, w, k s s 3] -> its sub-frame 0 as pixels [B, h s, w s, 3]."""
+    B, h, w, _ = z.shape
+    x = z.reshape(B, h, w, k, s, s, 3)[:, :, :, 0]
+    return x.transpose(0, 1, 3, 2, 4, 5).reshape(B, h * s, w * s, 3)
+
+
+def latent_of_pixels(video: jax.Array, s: int) -> jax.Array:
+    """Pixels [B, F, k, H, W, 3] (k sub-frames per latent frame) -> pixel-codec latents [B, F, H/s, W/s, k s s 3]."""
+    B, F, k, H, W, _ = video.shape
+    x = video.reshape(B, F, k, H // s, s, W // s, s, 3).transpose(0, 1, 3, 5, 2, 4, 6, 7)
+    return x.reshape(B, F, H // s, W // s, k * s * s * 3)
+
+
+def backward_flow(xy: jax.Array, weight: jax.Array, height: int, width: int, sigma: float = SIGMA_PX):
+    """Dense backward flow [B, F, k, H, W, 2] (px) and where a point reaches bool [B, F, k, H, W]: at each pixel,
+    the displacement from frame 0 of the track points near it, weighted by exp(-d² / 2σ²) (a soft nearest point:
+    regions keep sharp edges); 0 where no point is within REACH_PX.
+
+    xy [B, P, F, k, 2] point positions in pixels (x, y); weight [B, P, F, k] (0: point absent)."""
+    disp = xy - xy[:, :, :1, :1]  # [B, P, F, k, 2]: displacement from the point's start
+
+    def axis(coord, size):  # [B, P, F, k] -> [B, P, F, k, size]
+        d = jnp.arange(size, dtype=jnp.float32) - coord[..., None]
+        return jnp.exp(-0.5 * jnp.square(d / sigma))
+
+    wx, wy = axis(xy[..., 0], width) * weight[..., None], axis(xy[..., 1], height)
+    num = jnp.einsum("bpfky,bpfkx,bpfkc->bfkyxc", wy, wx, disp)
+    den = jnp.einsum("bpfky,bpfkx->bfkyx", wy, wx)
+    reached = den >= np.exp(-0.5 * (REACH_PX / sigma) ** 2)
+    return jnp.where(reached[..., None], num / jnp.maximum(den, 1e-30)[..., None], 0.0), reached
+
+
+def warp_guide(first_latent: jax.Array, motion: Motion | None, pixel_size: int, subframes: int, frames: int):
+    """first_latent [B, h, w, C] (clean latent frame 0) and brush tracks -> guide latents [B, F, h, w, C]: frame 0
+    moved along the tracks, per video frame. No motion: frame 0 repeated."""
+    B, h, w, C = first_latent.shape
+    if motion is None:
+        return jnp.broadcast_to(first_latent[:, None], (B, frames, h, w, C))
+    s, k = pixel_size, subframes
+    image = pixels_of_latent(first_latent.astype(jnp.float32), s, k)  # [B, H, W, 3]
+    H, W = image.shape[1:3]
+    xy = motion.xy * s + (s - 1) / 2  # latent cells -> pixel centres
+    # Points that left the frame still tell how what is near them moves (the edge pixels they leave behind).
+    inside = jnp.all((xy >= -0.5) & (xy < jnp.array([W, H], jnp.float32) - 0.5), axis=-1)
+    weight = ((motion.visible | ~inside) & motion.valid[:, :, None, None]).astype(jnp.float32)
+    flow, reached = backward_flow(xy, weight, H, W)  # [B, F, k, H, W, 2], [B, F, k, H, W]
+    grid = jnp.stack(jnp.meshgrid(jnp.arange(W, dtype=jnp.float32), jnp.arange(H, dtype=jnp.float32)), axis=-1)
+    source = grid - flow
+    warped = bilinear(image, source.reshape(B, -1, 2)).reshape(B, frames, k, H, W, 3)
+    # Holes: pixels a track covered in frame 0 that none covers now (what a moved region uncovers), and pixels
+    # whose source lies outside the frame. They get the Gaussian-weighted mean of the pixels around them.
+    outside = jnp.any((source < -0.5) | (source > jnp.array([W, H], jnp.float32) - 0.5), axis=-1)
+    hole = (reached[:, :1, :1] & ~reached) | outside
+    guide = jnp.where(hole[..., None], fill(warped, ~hole), warped)
+    return jax.lax.stop_gradient(latent_of_pixels(guide, s).astype(first_latent.dtype))
+
+
+def fill(video: jax.Array, known: jax.Array, sigmas: tuple[float, ...] = FILL_SIGMAS_PX) -> jax.Array:
+    """Normalised convolution: video [..., H, W, 3] averaged over the `known` [..., H, W] pixels with Gaussian
+    weights, the narrowest radius in `sigmas` that reaches a known pixel winning."""
+    H, W = known.shape[-2:]
+    out = video
+    weights = known[..., None].astype(video.dtype)
+    for sigma in sigmas[::-1]:  # widest first, so narrower ones overwrite where they reach
+        gy, gx = (jnp.exp(-0.5 * jnp.square((jnp.arange(n)[:, None] - jnp.arange(n)[None]) / sigma)) for n in (H, W))
+        num = jnp.einsum("yi,...ijc,xj->...yxc", gy, video * weights, gx)
+        den = jnp.einsum("yi,...ijc,xj->...yxc", gy, weights, gx)
+        out = jnp.where(den > 1e-3, num / jnp.maximum(den, 1e-30), out)
+    return out
