@@ -201,8 +201,11 @@ class TrainConfig:
     lr_schedule: str = "cosine"  # cosine | constant
     grad_clip: float = 1.0
     weight_decay: float = 0.0
+    adam_b2: float = 0.999  # Adam's second-moment decay (0.95: faster to follow short, noisy runs)
     grad_accum: int = 1  # micro-batches per optimizer step
     timestep_sampling: str = "logit_normal"  # uniform | logit_normal (SD3/Wan), then shifted
+    loss: str = "velocity"  # velocity (Wan) | sample: the clean-sample error, velocity error x sigma² (every noise
+    # level weighs alike; with a residual base the head learns to add nothing where it cannot know better)
     shift: float = 1.0  # training sigma shift (sigma' = shift s / (1 + (shift - 1) s))
     per_segment_prob: float = 0.0  # diffusion forcing: P(independent noise level per segment) per example
     causal_prob: float = 0.0  # share of steps trained for pyramid sampling: causal segment mask, noise per segment
@@ -222,6 +225,7 @@ class TrainConfig:
     def validate(self) -> None:
         _choice("train.lr_schedule", self.lr_schedule, ("cosine", "constant"))
         _choice("train.timestep_sampling", self.timestep_sampling, ("uniform", "logit_normal"))
+        _choice("train.loss", self.loss, ("velocity", "sample"))
         if self.grad_accum < 1:
             raise WanjaxError(f"train.grad_accum={self.grad_accum}: must be >= 1")
         if self.log_every < 1:
@@ -229,6 +233,8 @@ class TrainConfig:
         for key in ("checkpoint_every", "eval_every", "sample_every"):
             if getattr(self, key) < 0:
                 raise WanjaxError(f"train.{key}={getattr(self, key)}: must be >= 0 (0 = never in between)")
+        if not 0.0 <= self.adam_b2 < 1.0:
+            raise WanjaxError(f"train.adam_b2={self.adam_b2}: must be in [0, 1), e.g. 0.999 or 0.95")
         for key in ("per_segment_prob", "causal_prob", "motion_dropout"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise WanjaxError(f"train.{key}={getattr(self, key)}: a probability in [0, 1]")

@@ -39,6 +39,49 @@ def matmul_peak(n: int = 4096, runs: int = 5) -> float:
     return 2 * n**3 / _median_time(lambda: f(a), runs)
 
 
+def brush_clips(cfg: Config, count: int) -> tuple[np.ndarray, list[dict]]:
+    """`count` BrushSprites clips at the config's data size: video float32 [count, T, H, W, 3] in [-1, 1], brushes."""
+    from wanjax.data.sprites import brush_sprites
+
+    d = cfg.data
+    clips = [brush_sprites(i, d.frames, d.height, d.width) for i in range(count)]
+    return np.stack([c["video"] for c in clips]).astype(np.float32) / 127.5 - 1.0, [c["brushes"] for c in clips]
+
+
+def run_brush(cfg: Config, runs: int = 10) -> dict:
+    """Clips per second of a brush config's jitted train step at its own batch size (one device; a real brush batch:
+    motion tracks, conditioning frame), and the host time to make a batch (brushes -> tracks, encode: what the
+    input pipeline does beside the step)."""
+    from wanjax.model.pixel import make_vae
+    from wanjax.train.loop import make_encoder
+
+    clips = cfg.train.batch_size
+    video, brushes = brush_clips(cfg, clips)
+    encode = make_encoder(cfg, make_vae(cfg.vae, nnx.Rngs(0)))
+    jax.block_until_ready(encode({"video": video, "brushes": brushes}))  # first call: eager ops compile
+    t0 = time.perf_counter()
+    data = jax.block_until_ready(encode({"video": video, "brushes": brushes}))
+    host_s = time.perf_counter() - t0
+    tx = optimizer(cfg.train)
+    graphdef, state = init_state(WanDiT(cfg.model, rngs=nnx.Rngs(0)), tx, 0)
+    step = make_train_step(graphdef, tx, cfg, None, state, data)
+    holder = [step(state, data)[0]]
+
+    def one():
+        holder[0], metrics = step(holder[0], data)
+        return metrics["loss"]
+
+    seconds = _median_time(one, runs)
+    flops = train_step_flops(cfg.model, data)
+    return {
+        "batch": clips,
+        "step_s": seconds,
+        "clips_per_s": clips / seconds,
+        "flops_per_s": flops / seconds,
+        "host_batch_s": host_s,
+    }
+
+
 def run(cfg: Config, batch: int = 2, frames: int = 5, height: int = 8, width: int = 8, runs: int = 5) -> dict:
     """Time the jitted train step (one device, state donated) on random latents [batch, frames, height, width, C]."""
     tx = optimizer(cfg.train)

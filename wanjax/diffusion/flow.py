@@ -56,9 +56,15 @@ def frame_sigmas(
     return jnp.where(pick, per_seg, one)
 
 
-def flow_loss(pred: jax.Array, x: jax.Array, eps: jax.Array, frame_weight: jax.Array | None = None) -> jax.Array:
-    """Mean squared velocity error. pred/x/eps [B, F, H, W, C]; frame_weight [B, F] (0 = excluded frame)."""
+def flow_loss(
+    pred: jax.Array, x: jax.Array, eps: jax.Array, frame_weight: jax.Array | None = None, sigma: jax.Array | None = None
+) -> jax.Array:
+    """Mean squared velocity error. pred/x/eps [B, F, H, W, C]; frame_weight [B, F] (0 = excluded frame). Given the
+    frames' sigma [B, F], each frame's error is multiplied by sigma²: the clean-sample error |x0' - x0|² of
+    x0' = x_t - sigma v' (Li & He 2025's x-loss), which weighs every noise level alike."""
     err = jnp.square(pred.astype(jnp.float32) - velocity_target(x, eps).astype(jnp.float32)).mean(axis=(2, 3, 4))
+    if sigma is not None:
+        err = err * jnp.square(sigma)
     if frame_weight is None:
         return err.mean()
     return (err * frame_weight).sum() / jnp.maximum(frame_weight.sum(), 1.0)

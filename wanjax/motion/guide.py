@@ -20,10 +20,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from wanjax.motion.embed import Motion, bilinear
+from wanjax.motion.tracks import KINDS
 
 SIGMA_PX = 1.0  # splat radius in pixels: each pixel follows, softly, the nearest track point
 FILL_SIGMAS_PX = (2.0, 8.0)  # hole filling: local mean first, wider where nothing is known nearby
-REACH_PX = 3.0  # pixels farther than this from every point do not move (brush seeds lie 4 px apart: <= 2.9 px)
+REACH_PX = 3.0
+# Layers, by brush mode (KINDS): the camera's background points under a flow's, under the sprites' (path, sway,
+# static): where a higher layer's points reach, they decide how a pixel moves.
+LAYERS = tuple({"camera": 0, "flow": 1}.get(kind, 2) for kind in KINDS)
+LAYER_SCALE = 1000.0  # pixels farther than this from every point do not move (brush seeds lie 4 px apart: <= 2.9 px)
 
 
 def pixels_of_latent(z: jax.Array, s: int, k: int) -> jax.Array:
@@ -40,23 +45,31 @@ def latent_of_pixels(video: jax.Array, s: int) -> jax.Array:
     return x.reshape(B, F, H // s, W // s, k * s * s * 3)
 
 
-def backward_flow(xy: jax.Array, weight: jax.Array, height: int, width: int, sigma: float = SIGMA_PX):
-    """Dense backward flow [B, F, k, H, W, 2] (px) and where a point reaches bool [B, F, k, H, W]: at each pixel,
-    the displacement from frame 0 of the track points near it, weighted by exp(-d² / 2σ²) (a soft nearest point:
-    regions keep sharp edges); 0 where no point is within REACH_PX.
+def layer_weights(kind: jax.Array) -> jax.Array:
+    """Splat weight scale [B, P] of each point by its brush's layer (LAYERS): 1000^layer, so that wherever a point of
+    a higher layer reaches, it outweighs every point of the lower ones (their summed weights stay under 10)."""
+    return jnp.asarray(LAYER_SCALE, jnp.float32) ** jnp.asarray(LAYERS, jnp.float32)[kind]
 
-    xy [B, P, F, k, 2] point positions in pixels (x, y); weight [B, P, F, k] (0: point absent)."""
+
+def backward_flow(xy: jax.Array, weight: jax.Array, height: int, width: int, sigma: float = SIGMA_PX):
+    """Dense backward flow [B, F, k, H, W, 2] (px) and the top layer reaching each pixel int32 [B, F, k, H, W] (-1:
+    none). At each pixel the flow is the displacement from frame 0 of the track points near it, weighted by
+    exp(-d² / 2σ²) x their layer scale (a soft nearest point of the top layer: regions keep sharp edges, and what
+    moves on top of the background wins); 0 where no point is within REACH_PX.
+
+    xy [B, P, F, k, 2] point positions in pixels (x, y); weight [B, P, F, k] (0: point absent, else layer_weights)."""
     disp = xy - xy[:, :, :1, :1]  # [B, P, F, k, 2]: displacement from the point's start
 
     def axis(coord, size):  # [B, P, F, k] -> [B, P, F, k, size]
         d = jnp.arange(size, dtype=jnp.float32) - coord[..., None]
-        return jnp.exp(-0.5 * jnp.square(d / sigma))
+        return jnp.where(jnp.abs(d) <= REACH_PX, jnp.exp(-0.5 * jnp.square(d / sigma)), 0.0)
 
     wx, wy = axis(xy[..., 0], width) * weight[..., None], axis(xy[..., 1], height)
     num = jnp.einsum("bpfky,bpfkx,bpfkc->bfkyxc", wy, wx, disp)
     den = jnp.einsum("bpfky,bpfkx->bfkyx", wy, wx)
-    reached = den >= np.exp(-0.5 * (REACH_PX / sigma) ** 2)
-    return jnp.where(reached[..., None], num / jnp.maximum(den, 1e-30)[..., None], 0.0), reached
+    edge = np.exp(-0.5 * (REACH_PX / sigma) ** 2)  # one point at REACH_PX
+    layer = sum((den >= edge * LAYER_SCALE**i).astype(jnp.int32) for i in range(max(LAYERS) + 1)) - 1
+    return jnp.where((layer >= 0)[..., None], num / jnp.maximum(den, 1e-30)[..., None], 0.0), layer
 
 
 def warp_guide(first_latent: jax.Array, motion: Motion | None, pixel_size: int, subframes: int, frames: int):
@@ -71,17 +84,27 @@ def warp_guide(first_latent: jax.Array, motion: Motion | None, pixel_size: int, 
     xy = motion.xy * s + (s - 1) / 2  # latent cells -> pixel centres
     # Points that left the frame still tell how what is near them moves (the edge pixels they leave behind).
     inside = jnp.all((xy >= -0.5) & (xy < jnp.array([W, H], jnp.float32) - 0.5), axis=-1)
-    weight = ((motion.visible | ~inside) & motion.valid[:, :, None, None]).astype(jnp.float32)
-    flow, reached = backward_flow(xy, weight, H, W)  # [B, F, k, H, W, 2], [B, F, k, H, W]
+    present = (motion.visible | ~inside) & motion.valid[:, :, None, None]
+    weight = present * layer_weights(motion.kind)[:, :, None, None]
     grid = jnp.stack(jnp.meshgrid(jnp.arange(W, dtype=jnp.float32), jnp.arange(H, dtype=jnp.float32)), axis=-1)
+    flow, layer = backward_flow(xy, weight, H, W)  # [B, F, k, H, W, 2], [B, F, k, H, W]
     source = grid - flow
     warped = bilinear(image, source.reshape(B, -1, 2)).reshape(B, frames, k, H, W, 3)
-    # Holes: pixels a track covered in frame 0 that none covers now (what a moved region uncovers), and pixels
-    # whose source lies outside the frame. They get the Gaussian-weighted mean of the pixels around them.
+    # Holes: pixels whose source belonged, in frame 0, to a higher layer than the one that covers them now (what a
+    # moved region uncovers), and pixels whose source lies outside the frame. They get the Gaussian-weighted mean of
+    # the pixels around them that are not holes.
     outside = jnp.any((source < -0.5) | (source > jnp.array([W, H], jnp.float32) - 0.5), axis=-1)
-    hole = (reached[:, :1, :1] & ~reached) | outside
+    hole = (_lookup(layer[:, 0, 0], source) > layer) | outside
     guide = jnp.where(hole[..., None], fill(warped, ~hole), warped)
     return jax.lax.stop_gradient(latent_of_pixels(guide, s).astype(first_latent.dtype))
+
+
+def _lookup(frame_map: jax.Array, source: jax.Array) -> jax.Array:
+    """frame_map [B, H, W] at the pixels nearest to source [B, ..., H, W, 2] (x, y; clamped) -> [B, ..., H, W]."""
+    B, H, W = frame_map.shape
+    j, i = (jnp.clip(jnp.floor(source[..., a] + 0.5), 0, n - 1).astype(jnp.int32) for a, n in ((0, W), (1, H)))
+    out = jax.vmap(lambda m, i, j: m[i, j])(frame_map, i.reshape(B, -1), j.reshape(B, -1))
+    return out.reshape(source.shape[:-1])
 
 
 def fill(video: jax.Array, known: jax.Array, sigmas: tuple[float, ...] = FILL_SIGMAS_PX) -> jax.Array:
@@ -89,10 +112,10 @@ def fill(video: jax.Array, known: jax.Array, sigmas: tuple[float, ...] = FILL_SI
     weights, the narrowest radius in `sigmas` that reaches a known pixel winning."""
     H, W = known.shape[-2:]
     out = video
-    weights = known[..., None].astype(video.dtype)
+    values = jnp.concatenate([video, jnp.ones_like(video[..., :1])], axis=-1) * known[..., None]
     for sigma in sigmas[::-1]:  # widest first, so narrower ones overwrite where they reach
         gy, gx = (jnp.exp(-0.5 * jnp.square((jnp.arange(n)[:, None] - jnp.arange(n)[None]) / sigma)) for n in (H, W))
-        num = jnp.einsum("yi,...ijc,xj->...yxc", gy, video * weights, gx)
-        den = jnp.einsum("yi,...ijc,xj->...yxc", gy, weights, gx)
+        blurred = jnp.einsum("yi,...ijc,xj->...yxc", gy, values, gx)
+        num, den = blurred[..., :-1], blurred[..., -1:]
         out = jnp.where(den > 1e-3, num / jnp.maximum(den, 1e-30), out)
     return out

@@ -35,7 +35,7 @@ def optimizer(tcfg: TrainConfig) -> optax.GradientTransformation:
     """Global-norm clipping + AdamW; MultiSteps accumulates `grad_accum` micro-batches per update."""
     tx = optax.chain(
         optax.clip_by_global_norm(tcfg.grad_clip),
-        optax.adamw(learning_rate(tcfg), weight_decay=tcfg.weight_decay),
+        optax.adamw(learning_rate(tcfg), b2=tcfg.adam_b2, weight_decay=tcfg.weight_decay),
     )
     return optax.MultiSteps(tx, tcfg.grad_accum) if tcfg.grad_accum > 1 else tx
 

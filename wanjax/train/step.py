@@ -83,7 +83,7 @@ def loss_fn(model: nnx.Module, batch: dict, key: jax.Array, cfg: Config, attn: A
     if motion is not None:
         motion = motion.dropped(jax.random.bernoulli(k_drop, t.motion_dropout, (B,)))
     pred = model(add_noise(x, eps, sigma), sigma * NUM_TRAIN_TIMESTEPS, batch["context"], motion, attn=attn)
-    return flow_loss(pred, x, eps, weight)
+    return flow_loss(pred, x, eps, weight, sigma if t.loss == "sample" else None)
 
 
 def ema_decay(decay: float, step: jax.Array) -> jax.Array:
