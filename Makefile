@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-model sprites60-model test bench lint clean
+.PHONY: demo demo-model sprites60-model pictures test bench lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,11 @@ sprites60-model: $(VENV)/.installed
 	rm -rf runs/sprites60
 	$(BIN)/wanjax train configs/sprites60.yaml
 	$(BIN)/python scripts/eval_longvideo.py --ckpt runs/sprites60/export --clips 20 --json bench/longvideo.json
+
+# The README's pictures, from the bundled model: the demo video, frames 0 4 8 12 16, and its brush overlay.
+pictures: $(VENV)/.installed
+	$(BIN)/wanjax demo --out out/pictures
+	$(BIN)/python scripts/contact_sheet.py out/pictures/demo --frames 0 4 8 12 16 --png docs/demo.png
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q

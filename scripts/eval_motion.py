@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from wanjax.config import parse_overrides
-from wanjax.eval.brushsprites import evaluate_checkpoint
+from wanjax.eval.brushsprites import evaluate_checkpoint, evaluate_copy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,10 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=200)
     p.add_argument("--batch", type=int, default=20)
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--reference", action="store_true", help="also score frame 0 held for the whole clip")
     p.add_argument("sample", nargs="*", metavar="field=value", help="sample settings, e.g. guidance_motion=3.0")
     args = p.parse_args(argv)
     overrides = parse_overrides(args.sample)
     results = {"sample": overrides}
+    if args.reference:
+        results["copy_first_frame"] = evaluate_copy(args.clips)
+        print(json.dumps({"copy_first_frame": results["copy_first_frame"]}, indent=1), flush=True)
     for ckpt in args.ckpt:
         kw = {"batch": args.batch, "overrides": overrides}
         runs = {"brushes": evaluate_checkpoint(ckpt, args.clips, **kw)}

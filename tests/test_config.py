@@ -41,7 +41,10 @@ def test_every_shipped_config_loads():
      ("model.preset=wan3", "model.preset='wan3' is unknown"),
      ("novalue", "is not key=value"),
      ("train.eval_every=-1", "train.eval_every=-1: must be >= 0"),
-     ("train.log_every=0", "train.log_every=0: must be >= 1")],
+     ("train.log_every=0", "train.log_every=0: must be >= 1"),
+     ("train.loss=x0", "train.loss='x0' is not one of velocity, sample"),
+     ("train.adam_b2=1.0", "train.adam_b2=1.0: must be in \\[0, 1\\)"),
+     ("model.residual=first_frame", "model.residual=first_frame needs model.prediction=sample")],
 )  # fmt: skip
 def test_bad_overrides_name_the_key(override, match):
     with pytest.raises(WanjaxError, match=match):

@@ -125,11 +125,27 @@ def test_the_readme_eval_command_scores_the_bundled_model(tmp_path):
 
     repo = Path(__file__).parents[2]
     out = tmp_path / "motion.json"
-    args = ["--ckpt", "wanjax/assets/demo", "--clips", "2", "--batch", "2", "--json", str(out), "steps=2"]
+    args = ["--ckpt", "wanjax/assets/demo", "--clips", "2", "--batch", "2", "--json", str(out), "--reference", "steps=2"]
     subprocess.run([sys.executable, str(repo / "scripts" / "eval_motion.py"), *args], check=True, cwd=repo)
-    runs = json.loads(out.read_text())["wanjax/assets/demo"]
+    results = json.loads(out.read_text())
+    assert results["copy_first_frame"]["path_success"] == 0.0 and results["copy_first_frame"]["clips"] == 2
+    runs = results["wanjax/assets/demo"]
     assert set(runs) == {"brushes", "dropped"} and runs["brushes"]["clips"] == 2 and runs["brushes"]["brushes"]
     assert not runs["dropped"]["brushes"] and runs["brushes"]["motion"] == "splat"
     scores = runs["brushes"]
     assert np.isnan(scores["static_leakage"]) == (scores["n_static"] == 0)  # no static brush in these 2 clips
     assert all(np.isfinite(v) for k, v in scores.items() if isinstance(v, float) and k != "static_leakage")
+
+
+def test_video_psnr_pools_the_squared_error_per_group(clips):
+    from wanjax.eval.motion import copy_first_frame, video_psnr
+
+    assert all(v > 140 for v in video_psnr([c["video"] for c in clips], clips).values())  # the clips themselves
+    held = copy_first_frame(clips)
+    got = video_psnr(held, clips)
+    flow = np.array([any(b["mode"] == "flow" for b in c["brushes"]["brushes"]) for c in clips])
+    mse = np.array([np.square(h[1:].astype(np.float64) - c["video"][1:]).mean() for h, c in zip(held, clips)])
+    assert got["psnr"] == pytest.approx(10 * np.log10(255**2 / mse.mean()))
+    assert got["psnr_flow"] == pytest.approx(10 * np.log10(255**2 / mse[flow].mean()))
+    assert got["psnr_no_flow"] == pytest.approx(10 * np.log10(255**2 / mse[~flow].mean()))
+    assert 12 < got["psnr_flow"] < got["psnr_no_flow"] < 40

@@ -2,6 +2,7 @@
 
   dit        wanjax vs diffusers DiT forward and forward+backward, same weights and inputs, alternating runs
   train      the train step of configs/tiny.yaml: steps/s, tokens/s, FLOP/s vs a dense matmul
+  train_brush the shipped brush config's train step (real brush batch) vs its recipe before 2026-12-05: clips/s
   sampler    `generate` at configs/tiny.yaml's sample settings: frames of video per second
   compile    cold compile vs warm start with the persistent compilation cache (two fresh processes)
   ring       ring attention over 8 devices vs dense: per-device memory and time
@@ -29,9 +30,10 @@ from wanjax.errors import WanjaxError
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "tiny.yaml"
+BRUSH = REPO / "configs" / "brushsprites.yaml"
 
 
-PARTS = ("dit", "train_tiny", "sampler_tiny", "compile", "ring")
+PARTS = ("dit", "train_tiny", "train_brush", "sampler_tiny", "compile", "ring")
 DEVICES = {"ring": 8}  # fake CPU devices of a part's process; the others get one
 DEVICE_FLAG = "--xla_force_host_platform_device_count"
 
@@ -50,6 +52,7 @@ def measure(part: str, max_tokens: int):
     runs = {
         "dit": dit.run,
         "train_tiny": lambda: train.run(load_config(TINY)),
+        "train_brush": lambda: train.run_brush_pair(str(BRUSH)),
         "sampler_tiny": lambda: sampler.run(load_config(TINY)),
         "compile": lambda: compile.run(TINY),
         "ring": lambda: ring.run(max_tokens),
@@ -86,20 +89,31 @@ def machine() -> dict:
     }
 
 
-def run(json_path: str | Path, max_tokens: int = 65536) -> dict:
-    """Run every benchmark, write `json_path` (atomically) and return the results."""
+def run(json_path: str | Path, max_tokens: int = 65536, only: tuple[str, ...] = ()) -> dict:
+    """Run every benchmark (or, with `only`, just those parts, the others kept from `json_path`), write `json_path`
+    (atomically) and return the results. Each part records the date it was measured in `dates`."""
     from wanjax.bench import projection
     from wanjax.io.export import atomic_write
 
+    unknown = set(only) - set(PARTS)
+    if unknown:
+        raise WanjaxError(f"no benchmark part {', '.join(sorted(unknown))}; the parts are {', '.join(PARTS)}")
+    path = Path(json_path)
+    if only and not path.is_file():
+        raise WanjaxError(f"--only needs the results of a full run in {path}; run `make bench` once first")
     start = time.perf_counter()
-    result = {"machine": machine()}
-    for part in PARTS:
+    result = json.loads(path.read_text()) if only else {}
+    dates = result.setdefault("dates", {})
+    for part in PARTS if only else ():  # kept parts: measured when the earlier run's machine says
+        dates.setdefault(part, result["machine"]["date"])
+    result["machine"] = machine()
+    for part in only or PARTS:
         began = time.perf_counter()
         result[part] = measure_apart(part, max_tokens)
+        dates[part] = result["machine"]["date"]
         print(f"{part}: {time.perf_counter() - began:.0f} s", flush=True)
     result["projection"] = {"assumptions": projection.ASSUME, "chips": projection.CHIPS, "rows": projection.project()}
     result["total_seconds"] = time.perf_counter() - start
-    path = Path(json_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda p: p.write_text(json.dumps(result, indent=2) + "\n"))
     return result
@@ -110,14 +124,24 @@ def markdown(result: dict) -> str:
     from wanjax.bench import dit, projection, ring
 
     m, t, s, c = result["machine"], result["train_tiny"], result["sampler_tiny"], result["compile"]
+    dates = sorted({d[:10] for d in result.get("dates", {}).values()} or {m["date"][:10]})
     head = (
-        f"Measured {m['date'][:10]} on {m['processor']} ({m['cpu_count']} cores, {m['platform']}), jax "
-        f"{m['jax_version']} ({m['backend']}), torch {m['torch_version']}; each part in a process of its own."
+        f"Measured {' and '.join(dates)} (each part's date in bench/results.json `dates`) on {m['processor']} "
+        f"({m['cpu_count']} cores, {m['platform']}), jax {m['jax_version']} ({m['backend']}), torch "
+        f"{m['torch_version']}; each part in a process of its own."
     )
     train = (
         f"Train step of `configs/tiny.yaml` (one device, batch 2 x 80 tokens): {t['steps_per_s']:.1f} steps/s, "
         f"{t['tokens_per_s']:,.0f} tokens/s, {t['flops_per_s'] / 1e9:.1f} GFLOP/s = "
         f"{100 * t['mfu_vs_matmul_peak']:.1f} % of a {t['matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s fp32 matmul."
+    )
+    b = result["train_brush"]
+    brush = (
+        f"Train step of `configs/brushsprites.yaml` (one device, batch {b['shipped']['batch']} of real brush clips): "
+        f"{b['shipped']['clips_per_s']:.1f} clips/s ({b['shipped']['flops_per_s'] / 1e9:.1f} GFLOP/s = "
+        f"{100 * b['shipped_vs_matmul_peak']:.1f} % of the matmul peak), vs {b['before']['clips_per_s']:.1f} clips/s "
+        f"for its recipe before 2026-12-05 (`{' '.join(b['before']['overrides'])}`): {b['speedup']:.2f}x; making a "
+        f"batch on the host (brushes -> tracks, encode) takes {1000 * b['shipped']['host_batch_s']:.0f} ms."
     )
     sample = (
         f"Sampler (`generate`, tiny, {s['frames']} frames at {s['height']}x{s['width']}, {s['steps']} "
@@ -133,7 +157,7 @@ def markdown(result: dict) -> str:
         head,
         "DiT, wanjax vs diffusers (fp32, same weights and inputs, alternating runs, medians):\n\n"
         + dit.markdown(result["dit"]),
-        f"{train} {sample}",
+        f"{train} {brush} {sample}",
         cache,
         "Ring attention vs dense (8 devices):\n\n" + ring.markdown(result["ring"]),
         "Projection (not a measurement; assumptions in bench/results.json `projection`; * = a ring K/V pass takes "
@@ -163,10 +187,14 @@ def update_readme(readme: str | Path, result: dict) -> None:
 
 
 def main(
-    json_path: str | Path = "bench/results.json", max_tokens: int = 65536, readme: str | Path | None = None
+    json_path: str | Path = "bench/results.json",
+    max_tokens: int = 65536,
+    readme: str | Path | None = None,
+    only: tuple[str, ...] = (),
 ) -> int:
-    """Run everything, write `json_path`, print the tables; with `readme`, also rewrite its benchmark block."""
-    result = run(json_path, max_tokens)
+    """Run everything (or the parts in `only`), write `json_path`, print the tables; with `readme`, also rewrite its
+    benchmark block."""
+    result = run(json_path, max_tokens, only)
     if readme is not None:
         update_readme(readme, result)
     print(markdown(result))

@@ -82,6 +82,26 @@ def run_brush(cfg: Config, runs: int = 10) -> dict:
     }
 
 
+# configs/brushsprites.yaml's step as it was until 2026-12-05 (the recipe of the model bundled until then): no warp
+# guide. `make bench` times it beside the shipped config's, in the same process.
+BRUSH_BEFORE = ("model.residual=none", "train.loss=velocity")
+
+
+def run_brush_pair(path: str) -> dict:
+    """The shipped brush config's train step and the one before it (BRUSH_BEFORE), and the fp32 matmul peak."""
+    from wanjax.config import load_config
+
+    shipped, before = run_brush(load_config(path)), run_brush(load_config(path, list(BRUSH_BEFORE)))
+    peak = matmul_peak()
+    return {
+        "shipped": shipped,
+        "before": before | {"overrides": list(BRUSH_BEFORE)},
+        "speedup": shipped["clips_per_s"] / before["clips_per_s"],
+        "matmul_peak_flops_per_s": peak,
+        "shipped_vs_matmul_peak": shipped["flops_per_s"] / peak,
+    }
+
+
 def run(cfg: Config, batch: int = 2, frames: int = 5, height: int = 8, width: int = 8, runs: int = 5) -> dict:
     """Time the jitted train step (one device, state donated) on random latents [batch, frames, height, width, C]."""
     tx = optimizer(cfg.train)

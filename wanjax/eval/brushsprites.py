@@ -18,7 +18,7 @@ import numpy as np
 from wanjax.config import with_sample
 from wanjax.data.sprites import brush_sprites
 from wanjax.data.tfds.procedural import clip_seed
-from wanjax.eval.motion import evaluate
+from wanjax.eval.motion import copy_first_frame, evaluate
 from wanjax.io.weights import load_checkpoint
 from wanjax.motion import compile_brushes
 from wanjax.motion.embed import motion_input
@@ -57,3 +57,9 @@ def evaluate_checkpoint(
         "motion": cfg.model.motion,
         "seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+def evaluate_copy(clips: int = 200, frames: int = 17, size: int = 64) -> dict:
+    """The reference row: the same metrics for frame 0 held for the whole clip (no model)."""
+    data = eval_clips(clips, frames, size)
+    return evaluate(copy_first_frame(data), data) | {"clips": clips, "model": "copy frame 0"}
