@@ -21,7 +21,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/wanjax demo
 
-# Retrain the bundled demo checkpoint from scratch (2 CPU cores: ~25 min) and install it in wanjax/assets/demo.
+# Retrain the bundled demo checkpoint from scratch (2 CPU cores: ~45 min idle, 63 min measured on a shared machine)
+# and install it in wanjax/assets/demo.
 demo-model: $(VENV)/.installed
 	rm -rf runs/brushsprites
 	$(BIN)/wanjax train configs/brushsprites.yaml
