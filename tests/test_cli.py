@@ -72,7 +72,7 @@ def test_export_copies_a_sample_folder(tmp_path):
     assert (tmp_path / "copy" / "sample.mp4").read_bytes() == (tmp_path / "s" / "sample.mp4").read_bytes()
 
 
-@pytest.mark.parametrize("command", ["demo", "sample", "train", "convert", "export", "bench"])
+@pytest.mark.parametrize("command", ["demo", "sample", "train", "convert", "export", "bench", "launch"])
 def test_help_lists_every_option_with_its_default(capsys, command):
     from wanjax.cli import _parser
     from wanjax.config import Config, config_to_dict

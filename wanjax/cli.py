@@ -1,4 +1,4 @@
-"""`wanjax demo|sample|train|convert|export|bench`: one entry point over the library.
+"""`wanjax demo|sample|train|convert|export|bench|launch`: one entry point over the library.
 
 User errors (`WanjaxError`) print as one line with the fix; `--debug` shows the traceback.
 """
@@ -73,10 +73,22 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", default="bench/results.json", help="where to write results")
     b.add_argument("--max-tokens", type=int, default=65536, help="longest ring-attention sequence")
     b.add_argument("--readme", default=None, help="also rewrite this README's benchmark block (make bench: README.md)")
+    b.add_argument("--only", nargs="+", default=(), metavar="PART", help="re-measure these parts, keep the others")
+
+    la = command("launch", "run a wanjax COMMAND as N local processes of one JAX job (a pod job on one machine)")
+    la.add_argument("--nproc", type=int, required=True, help="number of processes")
+    la.add_argument("--devices-per-process", type=int, help="CPU devices per process (None: JAX's default devices)")
+    la.add_argument("--timeout", type=float, help="seconds after which all processes are killed (None: no limit)")
+    la.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="e.g. -- train configs/tiny.yaml")
     return p
 
 
 def _run(args: argparse.Namespace) -> None:
+    if args.command == "launch":
+        from wanjax.launch import launch
+
+        launch(args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd, args.nproc, args.devices_per_process, args.timeout)
+        return
     if args.command in ("demo", "sample", "train"):
         from wanjax.compile_cache import enable_compilation_cache
 
@@ -114,7 +126,7 @@ def _run(args: argparse.Namespace) -> None:
     else:
         from wanjax.bench.report import main as bench
 
-        bench(args.json, args.max_tokens, args.readme)
+        bench(args.json, args.max_tokens, args.readme, tuple(args.only))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -125,7 +125,8 @@ def test_the_readme_eval_command_scores_the_bundled_model(tmp_path):
 
     repo = Path(__file__).parents[2]
     out = tmp_path / "motion.json"
-    args = ["--ckpt", "wanjax/assets/demo", "--clips", "2", "--batch", "2", "--json", str(out), "--reference", "steps=2"]
+    args = ["--ckpt", "wanjax/assets/demo", "--clips", "2", "--batch", "2", "--json", str(out), "--reference"]
+    args.append("steps=2")
     subprocess.run([sys.executable, str(repo / "scripts" / "eval_motion.py"), *args], check=True, cwd=repo)
     results = json.loads(out.read_text())
     assert results["copy_first_frame"]["path_success"] == 0.0 and results["copy_first_frame"]["clips"] == 2
@@ -144,7 +145,9 @@ def test_video_psnr_pools_the_squared_error_per_group(clips):
     held = copy_first_frame(clips)
     got = video_psnr(held, clips)
     flow = np.array([any(b["mode"] == "flow" for b in c["brushes"]["brushes"]) for c in clips])
-    mse = np.array([np.square(h[1:].astype(np.float64) - c["video"][1:]).mean() for h, c in zip(held, clips)])
+    mse = np.array(
+        [np.square(h[1:].astype(np.float64) - c["video"][1:]).mean() for h, c in zip(held, clips, strict=True)]
+    )
     assert got["psnr"] == pytest.approx(10 * np.log10(255**2 / mse.mean()))
     assert got["psnr_flow"] == pytest.approx(10 * np.log10(255**2 / mse[flow].mean()))
     assert got["psnr_no_flow"] == pytest.approx(10 * np.log10(255**2 / mse[~flow].mean()))

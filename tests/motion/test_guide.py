@@ -94,7 +94,7 @@ CFG = ModelConfig(dim=32, ffn_dim=64, num_heads=2, num_layers=1, text_dim=8, fre
 
 @pytest.mark.parametrize("residual", ["first_frame", "warp"])
 def test_untrained_residual_model_outputs_its_base(residual):
-    """proj_out starts at zero: x0 = base exactly (first frame, or the warp guide), the velocity (x_t - base) / sigma."""
+    """proj_out starts at zero: x0 = base exactly (first frame, or the warp guide); velocity (x_t - base) / sigma."""
     cfg = dataclasses.replace(CFG, residual=residual)
     dit = WanDiT(cfg, rngs=nnx.Rngs(0))
     image = _image()

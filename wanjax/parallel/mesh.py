@@ -21,6 +21,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from wanjax.config import MeshConfig
 from wanjax.errors import WanjaxError
+from wanjax.parallel.distributed import cpu_devices, initialize_args, use_cpu_devices
 
 AXES = ("data", "fsdp", "ring", "tensor")
 
@@ -116,13 +117,20 @@ def process_count_hint(env: Mapping[str, str] = os.environ) -> int:
 
 
 def maybe_initialize_distributed(env: Mapping[str, str] = os.environ) -> bool:
-    """`jax.distributed.initialize()` when this process is one of several; a no-op on one host.
+    """`jax.distributed.initialize` when this process is one of several; a no-op on one host.
 
-    Call it first thing, before anything touches a JAX backend. Returns whether it initialized.
+    Explicit JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID (`wanjax launch`) are passed on; else a
+    TPU pod slice, SLURM or Open MPI is auto-detected. JAX_NUM_CPU_DEVICES sets this process's CPU devices. Call it
+    first thing, before anything touches a JAX backend. Returns whether it initialized.
     """
-    if process_count_hint(env) <= 1 or jax.distributed.is_initialized():
+    if jax.distributed.is_initialized():
         return False
-    jax.distributed.initialize()  # cluster auto-detection (Cloud TPU, SLURM, Open MPI, JAX_* variables)
+    args, cpus = initialize_args(env), cpu_devices(env)
+    if cpus is not None:
+        use_cpu_devices(cpus)
+    if args is None and (process_count_hint(env) <= 1 or "JAX_NUM_PROCESSES" in env):
+        return False
+    jax.distributed.initialize(**(args or {}))  # no args: cluster auto-detection (Cloud TPU, SLURM, Open MPI)
     return True
 
 

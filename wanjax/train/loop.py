@@ -27,6 +27,7 @@ from wanjax.errors import WanjaxError
 from wanjax.model.dit import AttnSpec, WanDiT
 from wanjax.model.flops import train_step_flops
 from wanjax.model.pixel import make_vae
+from wanjax.parallel.distributed import agreed_preemption, check_rows_per_process, to_host
 from wanjax.parallel.mesh import make_mesh, maybe_initialize_distributed
 from wanjax.train.checkpoint import Checkpointer, abstract_like
 from wanjax.train.metrics import RunLog, peak_flops
@@ -38,17 +39,26 @@ VAE_SEED = 1
 
 
 class Preemption:
-    """SIGTERM sets a flag; the loop saves at the next step boundary and exits (TPU maintenance, spot VMs)."""
+    """SIGTERM -> save at a step boundary and exit (TPU maintenance, spot VMs). One process: a signal handler sets a
+    flag. Several: JAX's preemption sync manager hears the signal (a Python handler would replace its own) and every
+    process stops at the same step, whichever got the signal."""
 
     def __init__(self):
         self.requested = False
-        self.previous = signal.signal(signal.SIGTERM, self._handle)
+        self.agreed = jax.process_count() > 1
+        if not self.agreed:
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum, frame):
         self.requested = True
 
+    def reached(self, step: int) -> bool:
+        """Whether to save after step `step` and stop; on several processes call it at every step, on all."""
+        return agreed_preemption(step) if self.agreed else self.requested
+
     def close(self) -> None:
-        signal.signal(signal.SIGTERM, self.previous)
+        if not self.agreed:
+            signal.signal(signal.SIGTERM, self.previous)
 
 
 def every(n: int, period: int) -> bool:
@@ -143,11 +153,13 @@ def train(
         start, state, _ = ckpt.restore(abstract_like(state, s_state), train_iter)
     first = encode(next(train_iter))
     s_batch = batch_shardings(first, mesh)
+    check_rows_per_process(s_batch["latents"], first["latents"].shape)
     step_fn = make_train_step(graphdef, tx, cfg, mesh, state, first)
     causal_fn = make_train_step(graphdef, tx, cfg, mesh, state, first, causal=True) if tcfg.causal_prob else None
     eval_fn = eval_loss_fn(graphdef, cfg, AttnSpec.from_config(cfg.mesh, mesh))
-    flops = train_step_flops(cfg.model, first)
-    tokens = int(np.prod(first["latents"].shape[:4])) // int(np.prod(cfg.model.patch_size))
+    # Throughput counts the global batch: every process reads its own rows (check_rows_per_process).
+    flops = train_step_flops(cfg.model, first) * jax.process_count()
+    tokens = int(np.prod(first["latents"].shape[:4])) // int(np.prod(cfg.model.patch_size)) * jax.process_count()
     peak = peak_flops()
 
     log = RunLog(workdir, start, tcfg.steps, progress)
@@ -163,7 +175,7 @@ def train(
             # CPU client can deadlock its collectives with 32 queued per device), and timings stay honest.
             jax.block_until_ready(previous)
             n = step + 1
-            stopping = stop.requested  # read once: a later signal is handled at the end of the next step
+            stopping = stop.reached(n)  # read once: a later signal is handled at the end of the next step
             saving = every(n, tcfg.checkpoint_every) or n == tcfg.steps or stopping
             row = {}
             if n % tcfg.log_every == 0 or saving:
@@ -212,6 +224,7 @@ def _sample(cfg: Config, graphdef, state, vae: nnx.Module, out: str, example: di
     from wanjax.io.export import to_uint8, write_sample
     from wanjax.sample import generate
 
+    ema = to_host(state.ema)  # every process takes part in the gather; process 0 samples and writes
     if jax.process_index() != 0:
         return
     context = jnp.zeros((1, 1, cfg.model.text_dim), jnp.float32)
@@ -225,7 +238,7 @@ def _sample(cfg: Config, graphdef, state, vae: nnx.Module, out: str, example: di
         from wanjax.motion.embed import motion_input
 
         motion = motion_input([compile_brushes(example["brushes"][0], max_tracks=cfg.sample.max_tracks)], cfg.vae)
-    model = nnx.merge(graphdef, jax.device_get(state.ema))
+    model = nnx.merge(graphdef, ema)
     frames, latents = generate(model, vae, cfg, 0, context, image=image, motion=motion, progress=False)
     write_sample(out, frames[0], fps=cfg.sample.fps, meta={"step": int(state.step)}, latents=latents[0])
 
@@ -234,9 +247,10 @@ def _export(cfg: Config, graphdef, state, vae: nnx.Module, folder: str) -> None:
     """EMA weights + the frozen VAE as a sampling checkpoint (wanjax sample CONFIG --ckpt folder)."""
     from wanjax.io.weights import save_checkpoint
 
+    params = to_host(state.ema)  # every process takes part in the gather; process 0 writes
     if jax.process_index() != 0:
         return
-    ema = nnx.merge(graphdef, jax.device_get(state.ema))
+    ema = nnx.merge(graphdef, params)
     if not folder.startswith("gs://"):
         save_checkpoint(folder, cfg, ema, vae)
         return

@@ -145,7 +145,9 @@ def make_train_step(
 
     if mesh is None:
         return jax.jit(step, donate_argnums=0)
-    check_divisible("train.batch_size (per step)", batch["latents"].shape[0], mesh, ("data", "fsdp"))
+    # `batch` is this process's host batch: the global one has its rows from every process.
+    rows = batch["latents"].shape[0] * jax.process_count()
+    check_divisible("train.batch_size (per step)", rows, mesh, ("data", "fsdp"))
     s_state = state_shardings(state, mesh)
     return jax.jit(
         step, in_shardings=(s_state, batch_shardings(batch, mesh)), out_shardings=(s_state, None), donate_argnums=0
