@@ -39,6 +39,20 @@ def matmul_peak(n: int = 4096, runs: int = 5) -> float:
     return 2 * n**3 / _median_time(lambda: f(a), runs)
 
 
+def step_seconds(cfg: Config, data: dict, runs: int) -> float:
+    """Median seconds of the jitted train step (one device, state donated) on one batch, after a compiling call."""
+    tx = optimizer(cfg.train)
+    graphdef, state = init_state(WanDiT(cfg.model, rngs=nnx.Rngs(0)), tx, 0)
+    step = make_train_step(graphdef, tx, cfg, None, state, data)
+    holder = [step(state, data)[0]]  # warm-up + compile; the state is donated, so keep the new one
+
+    def one():
+        holder[0], metrics = step(holder[0], data)
+        return metrics["loss"]
+
+    return _median_time(one, runs)
+
+
 def brush_clips(cfg: Config, count: int) -> tuple[np.ndarray, list[dict]]:
     """`count` BrushSprites clips at the config's data size: video float32 [count, T, H, W, 3] in [-1, 1], brushes."""
     from wanjax.data.sprites import brush_sprites
@@ -62,16 +76,7 @@ def run_brush(cfg: Config, runs: int = 10) -> dict:
     t0 = time.perf_counter()
     data = jax.block_until_ready(encode({"video": video, "brushes": brushes}))
     host_s = time.perf_counter() - t0
-    tx = optimizer(cfg.train)
-    graphdef, state = init_state(WanDiT(cfg.model, rngs=nnx.Rngs(0)), tx, 0)
-    step = make_train_step(graphdef, tx, cfg, None, state, data)
-    holder = [step(state, data)[0]]
-
-    def one():
-        holder[0], metrics = step(holder[0], data)
-        return metrics["loss"]
-
-    seconds = _median_time(one, runs)
+    seconds = step_seconds(cfg, data, runs)
     flops = train_step_flops(cfg.model, data)
     return {
         "batch": clips,
@@ -104,22 +109,13 @@ def run_brush_pair(path: str) -> dict:
 
 def run(cfg: Config, batch: int = 2, frames: int = 5, height: int = 8, width: int = 8, runs: int = 5) -> dict:
     """Time the jitted train step (one device, state donated) on random latents [batch, frames, height, width, C]."""
-    tx = optimizer(cfg.train)
-    graphdef, state = init_state(WanDiT(cfg.model, rngs=nnx.Rngs(0)), tx, 0)
     k = jax.random.split(jax.random.key(1), 2)
     data = {
         "latents": jax.random.normal(k[0], (batch, frames, height, width, cfg.model.in_channels)),
         "context": jax.random.normal(k[1], (batch, 1, cfg.model.text_dim)),
     }
-    step = make_train_step(graphdef, tx, cfg, None, state, data)
     flops = train_step_flops(cfg.model, data)
-    holder = [step(state, data)[0]]  # warm-up + compile; the state is donated, so keep the new one
-
-    def one():
-        holder[0], metrics = step(holder[0], data)
-        return metrics["loss"]
-
-    seconds = _median_time(one, runs)
+    seconds = step_seconds(cfg, data, runs)
     tokens = batch * frames * height * width // int(np.prod(cfg.model.patch_size))
     peak = matmul_peak()
     vendor = peak_flops()

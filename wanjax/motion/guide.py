@@ -2,11 +2,11 @@
 
     base = warp_guide(first_latent, motion, pixel_size=4, subframes=4, frames=F)   # [B, F, h, w, C]
 
-The tracks' displacements from frame 0 are Gaussian-splatted at the points' *current* positions, which gives a
-backward flow per video frame (where each pixel of frame f came from in frame 0); frame 0 is sampled there
-bilinearly. Away from every track the flow fades to 0, so what no brush moves stays put; where a moved region
-leaves, the first frame shows through (the model learns to fill that in). With no tracks (brushes dropped) the guide
-is the first frame itself.
+The tracks' displacements from frame 0 are Gaussian-splatted (cut at REACH_PX) at the points' *current* positions,
+in layers (LAYERS: a sprite's points win over the background's), which gives a backward flow per video frame (where
+each pixel of frame f came from in frame 0); frame 0 is sampled there bilinearly. Beyond every track's reach the
+flow is 0, so what no brush moves stays put; what a moved region uncovers (a hole) is filled from the pixels
+around it (`fill`). With no tracks (brushes dropped) the guide is the first frame itself.
 
 The latents are the pixel codec's (`wanjax.model.pixel`): space-to-depth of s x s pixels x k video frames x rgb,
 so the warp runs at pixel resolution and sub-frame precision. Pure jnp; no parameters.
