@@ -64,6 +64,18 @@ def test_missing_checkpoint_folder(tmp_path, capsys):
     assert "is not a checkpoint" in capsys.readouterr().err
 
 
+def test_config_names_its_checkpoint(tmp_path, capsys):
+    """sample.checkpoint: a bundled name or a folder; --ckpt wins over it; an unknown name is a one-line error."""
+    demo = str(Path(__file__).parents[1] / "wanjax" / "assets" / "demo")
+    assert main(["sample", TINY, "--out", str(tmp_path / "a"), *FAST, f"sample.checkpoint={demo}"]) == 0
+    assert json.loads((tmp_path / "a" / "sample.json").read_text())["checkpoint"] == demo
+    args = ["sample", TINY, "--out", str(tmp_path / "b"), "--ckpt", demo, *FAST, "sample.checkpoint=nope"]
+    assert main(args) == 0
+    assert main(["sample", TINY, "--out", str(tmp_path / "c"), *FAST, "sample.checkpoint=nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "sample.checkpoint=nope is neither a bundled checkpoint (demo" in err and "\n" not in err
+
+
 def test_export_copies_a_sample_folder(tmp_path):
     assert main(["sample", TINY, "--out", str(tmp_path / "s"), *FAST]) == 0
     assert main(["export", str(tmp_path / "s"), str(tmp_path / "copy")]) == 0

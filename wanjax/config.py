@@ -261,6 +261,9 @@ class SampleConfig:
     fps: int = 16
     seed: int = 0
     text_tokens: int = 512  # --prompt: tokens the text encoder sees (Wan: 512; padding zeroed)
+    # The weights `wanjax sample` uses without --ckpt: a bundled checkpoint (a folder under wanjax/assets: demo,
+    # sprites60) or a checkpoint folder's path; None: the bundled demo one.
+    checkpoint: str | None = None
 
     def validate(self) -> None:
         check_frame_count(self.frames, "sample.frames")

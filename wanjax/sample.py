@@ -27,7 +27,22 @@ from wanjax.model.pixel import make_vae
 from wanjax.motion.embed import Motion, motion_input
 from wanjax.parallel.partition import shard_module
 
-DEMO_CHECKPOINT = Path(__file__).parent / "assets" / "demo"
+ASSETS = Path(__file__).parent / "assets"
+
+
+def default_checkpoint(name: str | None) -> Path | None:
+    """The checkpoint `sample.checkpoint` names: a bundled one (a folder under wanjax/assets) or a path; None: the
+    bundled demo checkpoint, or None (random weights) in an install without it."""
+    if name is None:
+        return ASSETS / "demo" if (ASSETS / "demo").is_dir() else None
+    for path in (ASSETS / name, Path(name)):
+        if path.is_dir():
+            return path
+    bundled = sorted(p.name for p in ASSETS.iterdir() if p.is_dir()) if ASSETS.is_dir() else []
+    raise WanjaxError(
+        f"sample.checkpoint={name} is neither a bundled checkpoint ({', '.join(bundled) or 'none here'}) nor a "
+        "folder; fix the name or pass --ckpt DIR"
+    )
 
 
 def latent_shape(scfg: SampleConfig, cfg: Config) -> tuple[int, int, int, int]:
@@ -221,7 +236,7 @@ def run_sample(
 
         brushes = load_brushes(brush, size=(first.shape[1], first.shape[0]))
         cfg = _fit(cfg, explicit, {"frames": brushes["frames"]}, f"--brush {brush}")
-    ckpt = Path(ckpt) if ckpt is not None else (DEMO_CHECKPOINT if DEMO_CHECKPOINT.is_dir() else None)
+    ckpt = Path(ckpt) if ckpt is not None else default_checkpoint(cfg.sample.checkpoint)
     t0 = time.perf_counter()
     if ckpt is None:
         dit, vae = WanDiT(cfg.model, rngs=nnx.Rngs(0)), make_vae(cfg.vae, nnx.Rngs(1))
