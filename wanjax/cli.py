@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = command("sample", "generate a video with the config's sample settings", epilog=_settings("sample", "mesh"))
     s.add_argument("config", help="YAML config, e.g. configs/tiny.yaml")
-    s.add_argument("--ckpt", help="wanjax checkpoint or diffusers Wan pipeline folder (None: the one sample.checkpoint names)")
+    s.add_argument("--ckpt", help="wanjax checkpoint or diffusers Wan pipeline folder (None: sample.checkpoint's)")
     s.add_argument("--image", help="first frame PNG (image-to-video); its size sets sample.height/width")
     s.add_argument("--brush", help="motion brush JSON (needs --image); its frame count sets sample.frames")
     s.add_argument("--prompt", help="text prompt (needs a checkpoint with text_encoder/ + tokenizer/)")

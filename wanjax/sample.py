@@ -25,6 +25,8 @@ from wanjax.io.export import to_uint8, write_sample
 from wanjax.model.dit import AttnSpec, WanDiT
 from wanjax.model.pixel import make_vae
 from wanjax.motion.embed import Motion, motion_input
+from wanjax.parallel.distributed import replicated, to_host
+from wanjax.parallel.mesh import maybe_initialize_distributed
 from wanjax.parallel.partition import shard_module
 
 ASSETS = Path(__file__).parent / "assets"
@@ -99,6 +101,8 @@ def generate(
         motion = jax.tree.map(jnp.asarray, motion.replace(strength=np.full(B, scfg.motion_strength, np.float32)))
     if mesh is not None:
         shard_module(dit, mesh)  # in place: the weights by their logical axes (FSDP / tensor)
+        # Global arrays, so that the mesh may span processes (every process computed the same noise and inputs).
+        x, context, motion = replicated((x, context, motion), mesh)
     graphdef, params = nnx.split(dit)
     mask = attention_mask(scfg.schedule)
     attn = AttnSpec.from_config(cfg.mesh, mesh, mask=mask)
@@ -129,14 +133,17 @@ def generate(
             S = shape[1] // cfg.model.patch_size[1] * (shape[2] // cfg.model.patch_size[2])
             m = cfg.model
             cache = jnp.zeros((m.num_layers, len(branches) * B, F * S, m.num_heads, m.head_dim), m.dtype)
+            cache = cache if mesh is None else replicated(cache, mesh)
             velocity = _cached_velocity(graphdef, branches, B, dataclasses.replace(attn, impl="dense"), S, length)
             latents = denoise(x, sigmas, clean, velocity, (*inputs, jnp.asarray(starts)), (cache, cache))
         else:
             latents = denoise(x, sigmas, clean)
     else:
         latents = denoise(x, synchronous(scfg.steps, scfg.shift, F), clean)
-    video = vae.decode(latents)
-    return np.stack([to_uint8(v) for v in video]), np.asarray(latents)
+    # Over a mesh that spans processes, a collective: every process gathers the whole clip.
+    latents = np.asarray(latents) if mesh is None else to_host(latents)
+    video = vae.decode(jnp.asarray(latents))
+    return np.stack([to_uint8(v) for v in video]), latents
 
 
 def _model(graphdef, branches: tuple, batch: int, params, x, t, **kw):
@@ -225,6 +232,7 @@ def run_sample(
     checkpoint (none given, none bundled): random weights."""
     if brush is not None and image is None:
         raise WanjaxError("--brush needs --image: brushes are painted on the first frame the video starts from")
+    maybe_initialize_distributed()  # one of several processes (`wanjax launch`, a pod): join the job first
     cfg = load_config(config, overrides)
     explicit = {o.split("=", 1)[0].strip() for o in overrides}
     first = read_image(image) if image is not None else None
@@ -270,6 +278,8 @@ def run_sample(
     frames, latents = generate(dit, vae, cfg, seed, context, image=start, motion=motion, mesh=mesh)
     frames, latents = frames[0], latents[0]
     t_done = time.perf_counter()
+    if jax.process_index() != 0:  # one clip, sampled by all processes together: process 0 writes it
+        return {}
     meta = {
         "config": config_to_dict(cfg),
         "checkpoint": str(ckpt) if ckpt else "random init (no checkpoint)",

@@ -99,17 +99,25 @@ def test_resume_is_exact(data_dir):
 
 
 def test_shards_by_process(data_dir, monkeypatch):
-    monkeypatch.setattr(jax, "process_count", lambda: 2)
-    shards = []
-    for p in range(2):
-        monkeypatch.setattr(jax, "process_index", lambda p=p: p)
-        batches = list(pipeline.make_dataset("brushsprites", "train", data_dir, 4, train=False, **BRUSH))
-        assert len(batches) == 3 and all(len(b["seed"]) == 2 for b in batches)  # 6 clips each, 2 per batch
-        shards.append({s for b in batches for s in b["seed"].tolist()})
-    assert not shards[0] & shards[1]
-    assert shards[0] | shards[1] == {ex["seed"] for ex in _read_all(data_dir, "brushsprites", "train", BRUSH)}
-    with pytest.raises(WanjaxError, match="batch_size=3"):
-        pipeline.make_dataset("brushsprites", "train", data_dir, 3, **BRUSH)
+    """Each process reads its rows of the one-process batches (so a run resumes on another process count): shuffled
+    training batches and the eval split alike; processes that share rows (a ring across hosts) read the same."""
+    for split, train, n in (("train", True, 5), ("train", False, 3)):  # 12 clips: 3 unshuffled batches of 4
+        it = pipeline.make_dataset("brushsprites", split, data_dir, 4, train=train, **BRUSH)
+        one = [next(it) for _ in range(n)]
+        monkeypatch.setattr(jax, "process_count", lambda: 2)
+        parts = []
+        for p in range(2):
+            monkeypatch.setattr(jax, "process_index", lambda p=p: p)
+            it = pipeline.make_dataset("brushsprites", split, data_dir, 4, train=train, **BRUSH)
+            parts.append([next(it) for _ in range(n)])
+        monkeypatch.undo()
+        for k in range(n):
+            np.testing.assert_array_equal(np.concatenate([parts[0][k]["seed"], parts[1][k]["seed"]]), one[k]["seed"])
+            np.testing.assert_array_equal(parts[1][k]["video"], one[k]["video"][2:])
+    shared = pipeline.make_dataset("brushsprites", "train", data_dir, 4, train=False, share=(1, 2), **BRUSH)
+    np.testing.assert_array_equal(next(shared)["seed"], one[0]["seed"][2:])
+    with pytest.raises(WanjaxError, match="batch_size=3 is not a multiple of the 2"):
+        pipeline.make_dataset("brushsprites", "train", data_dir, 3, share=(0, 2), **BRUSH)
 
 
 def test_errors_name_what_to_do(data_dir, tmp_path):

@@ -6,7 +6,7 @@ import jax
 import pytest
 
 from wanjax.errors import WanjaxError
-from wanjax.parallel.distributed import check_rows_per_process, cpu_devices, initialize_args, use_cpu_devices
+from wanjax.parallel.distributed import cpu_devices, initialize_args, row_share, use_cpu_devices
 from wanjax.parallel.mesh import maybe_initialize_distributed
 
 Device = namedtuple("Device", "id process_index")
@@ -61,7 +61,7 @@ def test_one_process_job_does_not_initialize():
 
 
 class _Sharding:
-    """Rows of a [B] batch over 4 devices, 2 per process, as spec'd (only what check_rows_per_process reads)."""
+    """Rows of a [4] batch over 4 devices, 2 per process, as given (all that row_share reads)."""
 
     def __init__(self, rows_of_device: list[slice]):
         self.rows = rows_of_device
@@ -70,10 +70,22 @@ class _Sharding:
         return {Device(d, d // 2): (r,) for d, r in enumerate(self.rows)}
 
 
-def test_rows_must_be_split_over_processes(monkeypatch):
-    monkeypatch.setattr(jax, "process_count", lambda: 2)
-    check_rows_per_process(_Sharding([slice(0, 1), slice(1, 2), slice(2, 3), slice(3, 4)]), (2, 7))
-    check_rows_per_process(_Sharding([slice(0, 2), slice(0, 2), slice(2, 4), slice(2, 4)]), (2, 7))  # tensor inside
-    # Batch over devices within a process but replicated over processes (ring or tensor across hosts):
-    with pytest.raises(WanjaxError, match="overlapping batch rows .* mesh.data×mesh.fsdp a multiple of the process"):
-        check_rows_per_process(_Sharding([slice(0, 2), slice(2, 4), slice(0, 2), slice(2, 4)]), (2, 7))
+@pytest.mark.parametrize(
+    "rows, share",
+    [([slice(0, 1), slice(1, 2), slice(2, 3), slice(3, 4)], [(0, 2), (1, 2)]),  # fsdp over both processes
+     ([slice(0, 2), slice(0, 2), slice(2, 4), slice(2, 4)], [(0, 2), (1, 2)]),  # tensor inside a process
+     ([slice(0, 2), slice(2, 4), slice(0, 2), slice(2, 4)], [(0, 1), (0, 1)]),  # a ring across both: same rows
+     ([slice(0, 4)] * 4, [(0, 1), (0, 1)])],  # rows replicated everywhere
+)  # fmt: skip
+def test_row_share(monkeypatch, rows, share):
+    for p in range(2):
+        monkeypatch.setattr(jax, "process_index", lambda p=p: p)
+        assert row_share(_Sharding(rows), 4) == share[p]
+
+
+def test_scattered_rows_are_an_error(monkeypatch):
+    monkeypatch.setattr(jax, "process_index", lambda: 0)
+    with pytest.raises(WanjaxError, match="overlapping, uneven or scattered batch rows"):
+        row_share(_Sharding([slice(0, 1), slice(2, 3), slice(1, 2), slice(3, 4)]), 4)  # scattered
+    with pytest.raises(WanjaxError, match="overlapping, uneven or scattered batch rows"):
+        row_share(_Sharding([slice(0, 1), slice(0, 1), slice(1, 4), slice(1, 4)]), 4)  # uneven

@@ -1,4 +1,4 @@
-"""Grain input pipelines over the TFDS builders: shard by process, shuffle, decode, repeat, batch, prefetch.
+"""Grain input pipelines over the TFDS builders: shuffle, decode, repeat, batch, share out by process, prefetch.
 
     build("brushsprites", "data", frames=17, train_clips=2000)             # once; a no-op when already built
     it = make_dataset("brushsprites", "train", "data", batch_size=8, seed=0, frames=17, train_clips=2000)
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import grain
 import jax
-import numpy as np
 import tensorflow_datasets as tfds
 
 from wanjax.config import Config
+from wanjax.data.batches import decode, process_batches
 from wanjax.data.tfds import get_builder
 from wanjax.errors import WanjaxError
 
@@ -28,19 +28,6 @@ def build(name: str, data_dir: str | Path, **options) -> tfds.core.DatasetBuilde
     builder = get_builder(name, data_dir, **options)
     builder.download_and_prepare()
     return builder
-
-
-def decode(example: dict) -> dict:
-    """Stored example -> model input: uint8 `video` -> float32 in [-1, 1]; text (bytes) -> str; the rest as stored."""
-    out = {}
-    for key, value in example.items():
-        if isinstance(value, bytes):
-            out[key] = value.decode()
-        elif key == "video":
-            out[key] = value.astype(np.float32) / 127.5 - 1.0
-        else:
-            out[key] = value
-    return out
 
 
 def make_dataset(
@@ -53,40 +40,38 @@ def make_dataset(
     train: bool | None = None,
     prefetch: int = 2,
     transform: Callable[[dict], dict] | None = None,
+    share: tuple[int, int] | None = None,
     **options,
 ) -> grain.DatasetIterator:
     """Batches of `split` of a built data set (options as `get_builder`, matching the build).
 
-    batch_size is global: process p of P reads clips p, p+P, … of the split and yields batch_size / P of them per
-    batch. train (default: split == "train") shuffles with `seed`, differently each epoch, and repeats forever;
-    otherwise the split is read once, in order. The last partial batch is dropped. prefetch: batches read ahead,
-    each by its own thread (0 = read in the caller's thread). transform: applied to each batch by those threads."""
-    process, processes = jax.process_index(), jax.process_count()
-    if batch_size % processes:
-        raise WanjaxError(f"batch_size={batch_size} is not a multiple of the process count {processes}")
+    batch_size is global: each process yields its rows of every global batch (`process_batches`, share). train (default:
+    split == "train") shuffles with `seed`, differently each epoch, and repeats forever; otherwise the split is read
+    once, in order. The last partial batch is dropped. prefetch: batches read ahead, each by its own thread (0 =
+    read in the caller's thread). transform: applied to each batch by those threads."""
     builder = get_builder(name, data_dir, **options)
     if not builder.is_prepared():
         raise WanjaxError(
             f"{name} ({builder.builder_config.name}) is not built in data_dir={str(data_dir)!r}; "
             f"run wanjax.data.pipeline.build({name!r}, {str(data_dir)!r}, ...) with the same options first"
         )
-    ds = grain.MapDataset.source(builder.as_data_source(split))[process::processes]
-    per_process = batch_size // processes
-    if len(ds) < per_process:
+    ds = grain.MapDataset.source(builder.as_data_source(split))
+    if len(ds) < batch_size:
         raise WanjaxError(
-            f"split {split!r} of {name} has {len(ds)} clips per process, fewer than one batch of {per_process}; "
+            f"split {split!r} of {name} has {len(ds)} clips, fewer than one batch of {batch_size}; "
             f"use a smaller batch_size or more clips"
         )
     if split == "train" if train is None else train:
         ds = ds.shuffle(seed).repeat()  # shuffle first: each epoch is a fresh permutation, epochs never mix
-    ds = ds.map(decode).batch(per_process, drop_remainder=True)
+    ds = process_batches(ds.map(decode), batch_size, share)
     if transform is not None:
         ds = ds.map(transform)
     return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=prefetch, prefetch_buffer_size=prefetch)))
 
 
-def config_batches(cfg: Config, split: str) -> grain.DatasetIterator:
-    """The training loop's data: `cfg.data`'s set in batches of train.batch_size shuffled with train.seed. A
+def config_batches(cfg: Config, split: str, share: tuple[int, int] | None = None) -> grain.DatasetIterator:
+    """The training loop's data: `cfg.data`'s set in batches of train.batch_size shuffled with train.seed, this
+    process's `share` of each (`process_batches`). A
     procedural set is built on first use (by process 0; with several processes data_dir must be shared), or with
     data.stream generated on the fly (`wanjax.data.stream`)."""
     d = cfg.data
@@ -99,7 +84,9 @@ def config_batches(cfg: Config, split: str) -> grain.DatasetIterator:
         from wanjax.data.stream import stream_dataset
 
         size = dict(frames=d.frames, height=d.height, width=d.width, eval_clips=d.eval_clips)
-        return stream_dataset(d.name, split, cfg.train.batch_size, workers=d.workers, transform=transform, **size)
+        return stream_dataset(
+            d.name, split, cfg.train.batch_size, workers=d.workers, transform=transform, share=share, **size
+        )
     if d.name == "video_latents":  # built beforehand from real clips: building needs the encoders
         options = {"frames": d.frames}
     else:
@@ -112,4 +99,5 @@ def config_batches(cfg: Config, split: str) -> grain.DatasetIterator:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(f"wanjax data {d.name} built")
-    return make_dataset(d.name, split, d.data_dir, cfg.train.batch_size, cfg.train.seed, transform=transform, **options)
+    args = (d.name, split, d.data_dir, cfg.train.batch_size, cfg.train.seed)
+    return make_dataset(*args, transform=transform, share=share, **options)

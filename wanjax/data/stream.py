@@ -5,16 +5,17 @@
 
 Clip i of a split is the TFDS builder's clip i (`clip_seed(seed, split, i)`), so the stream is the built set
 continued without end: the train split counts up forever, the eval split is its first `eval_clips` clips, in order,
-once. Process p of P takes clips p, p+P, …. The train stream is generated in `workers` Grain worker processes
-(0: in the caller's threads); the iterator's position checkpoints like any Grain iterator. Grain joins each worker
-for up to 25 s when the iterator closes, so a process that ends training waits for them.
+once. Each process takes its rows of every global batch (`batches.process_batches`). The train stream is generated
+in `workers` Grain worker processes (0: in the caller's threads); the iterator's position checkpoints like any Grain
+iterator. Grain joins each worker for up to 25 s when the iterator closes, so a process that ends training waits
+for them.
 """
 
 from collections.abc import Callable
 
 import grain
-import jax
 
+from wanjax.data.batches import decode, process_batches
 from wanjax.data.tfds.procedural import BrushSprites, Sprites60, clip_seed
 from wanjax.errors import WanjaxError
 
@@ -29,8 +30,6 @@ class _Clip:
         self.builder, self.split, self.seed, self.size = SETS[name], split, seed, (frames, height, width)
 
     def __call__(self, index: int) -> dict:
-        from wanjax.data.pipeline import decode
-
         return decode(self.builder.example(clip_seed(self.seed, self.split, index), *self.size))
 
 
@@ -47,24 +46,21 @@ def stream_dataset(
     workers: int = 0,
     prefetch: int = 2,
     transform: Callable[[dict], dict] | None = None,
+    share: tuple[int, int] | None = None,
 ) -> grain.DatasetIterator:
     """Batches of freshly generated clips of procedural set `name` (brushsprites | sprites60); batch_size is global
-    (see module doc). The last partial eval batch is dropped. transform: applied to each batch where it is made."""
+    (see module doc; share as `process_batches`). The last partial eval batch is dropped. transform: applied to each
+    batch where it is made."""
     if name not in SETS:
         raise WanjaxError(f"data.stream needs a procedural set ({', '.join(SETS)}), not data.name={name!r}")
-    process, processes = jax.process_index(), jax.process_count()
-    if batch_size % processes:
-        raise WanjaxError(f"batch_size={batch_size} is not a multiple of the process count {processes}")
-    per_process = batch_size // processes
     stop = ENDLESS if split == "train" else eval_clips
-    ds = grain.MapDataset.range(process, stop, processes)
-    if len(ds) < per_process:
+    if stop < batch_size:
         raise WanjaxError(
-            f"the {split} stream of {name} has {len(ds)} clips per process, fewer than one batch of {per_process}; "
+            f"the {split} stream of {name} has {stop} clips, fewer than one batch of {batch_size}; "
             f"use a smaller batch_size or more data.eval_clips"
         )
-    clip = _Clip(name, split, seed, frames, height, width)
-    ds = ds.map(clip).batch(per_process, drop_remainder=True)
+    ds = grain.MapDataset.range(stop).map(_Clip(name, split, seed, frames, height, width))
+    ds = process_batches(ds, batch_size, share)
     if transform is not None:
         ds = ds.map(transform)
     # Grain's default read-ahead is 500 batches: 11 GB per worker for Sprites60's 60-s clips (OOM-killed on 24 GB).

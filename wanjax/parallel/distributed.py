@@ -2,6 +2,8 @@
 
     initialize_args(os.environ)   # {"coordinator_address": "127.0.0.1:4321", "num_processes": 2, "process_id": 0}
     ema = to_host(state.ema)      # numpy on every process (a collective: every process calls it)
+    x = replicated(noise, mesh)   # the same host values on every process -> one global array over the mesh
+    index, count = row_share(batch_sharding, rows)   # which rows of each global batch this process reads
 
 A process learns its place in the job from JAX_COORDINATOR_ADDRESS (host:port of process 0), JAX_NUM_PROCESSES
 and JAX_PROCESS_ID (what `wanjax launch` sets), plus JAX_NUM_CPU_DEVICES for CPU runs; on a TPU pod slice or
@@ -80,22 +82,29 @@ def to_host(tree: Any) -> Any:
     return multihost_utils.process_allgather(tree, tiled=True)
 
 
-def check_rows_per_process(sharding: jax.sharding.Sharding, local_shape: tuple[int, ...]) -> None:
-    """Raise unless the batch rows are split over the processes (the input pipeline reads a different 1/P of each
-    batch in each process): a mesh that replicates rows over processes would silently mix their data.
-    local_shape: [B_local, ...] of one batch entry that `sharding` places."""
-    processes = jax.process_count()
-    if processes == 1:
-        return
-    local_rows, total = local_shape[0], local_shape[0] * processes
-    rows = [set() for _ in range(processes)]
-    for device, index in sharding.devices_indices_map((total, *local_shape[1:])).items():
-        rows[device.process_index] |= set(range(total)[index[0]])
-    if any(len(r) != local_rows for r in rows) or len(set().union(*rows)) != total:
+def replicated(tree: Any, mesh: jax.sharding.Mesh) -> Any:
+    """Arrays (the same values in every process: seeded noise, the first frame) -> global arrays held whole by every
+    device of `mesh`, which may span processes. None leaves stay None."""
+    return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+
+
+def row_share(sharding: jax.sharding.Sharding, rows: int) -> tuple[int, int]:
+    """(index, count): this process's share of a global batch of `rows` rows that `sharding` places. Processes whose
+    devices hold the same rows (a ring or tensor axis that spans hosts) form a group and read the same rows; the
+    count groups hold equal, contiguous, disjoint blocks of rows, and index is this process's block."""
+    held: dict[int, list[int]] = {}
+    for device, index in sharding.devices_indices_map((rows,)).items():
+        held.setdefault(device.process_index, []).extend(range(rows)[index[0]])
+    spans = {p: (min(r), max(r) + 1) for p, r in held.items()}
+    blocks = sorted(set(spans.values()))
+    size = rows // len(blocks)
+    whole = all(len(set(r)) == spans[p][1] - spans[p][0] for p, r in held.items())
+    if not whole or blocks != [(i * size, (i + 1) * size) for i in range(len(blocks))]:
         raise WanjaxError(
-            f"the mesh gives processes overlapping batch rows (each of the {processes} processes reads its own "
-            f"{local_rows}); make mesh.data×mesh.fsdp a multiple of the process count and put ring/tensor inside a host"
+            f"the mesh gives processes overlapping, uneven or scattered batch rows ({sorted(spans.items())}); put "
+            "mesh.data×mesh.fsdp across processes in equal blocks, or ring/tensor inside a host or across all hosts"
         )
+    return blocks.index(spans[jax.process_index()]), len(blocks)
 
 
 def agreed_preemption(step: int) -> bool:

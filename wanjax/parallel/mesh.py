@@ -84,8 +84,9 @@ def mesh_shape(cfg: MeshConfig, num_devices: int, num_slices: int = 1) -> tuple[
 
 def device_grid(cfg: MeshConfig, devices: Sequence[Any]) -> np.ndarray:
     """Devices arranged as an array of shape ICI × DCN sizes, following the physical topology."""
-    # A granule is one ICI island: a TPU slice, or one process where devices carry no slice index (GPU hosts).
-    attr = "slice_index" if hasattr(devices[0], "slice_index") else "process_index"
+    # A granule is one ICI island: a TPU slice, or one process where the devices are not in several slices (GPU and
+    # CPU hosts, whose devices carry slice index 0 or none).
+    attr = "slice_index" if len({getattr(d, "slice_index", 0) for d in devices}) > 1 else "process_index"
     granules = len({getattr(d, attr) for d in devices})
     ici, dcn = mesh_shape(cfg, len(devices), granules)
     if math.prod(dcn) == 1:

@@ -2,7 +2,8 @@
 iterator, and a JSON record with a fingerprint of the state.
 
 * async saves, keep-N, local paths and gs:// alike (Orbax/tensorstore handle both);
-* restore onto any mesh: the target is an abstract state carrying the new shardings;
+* restore onto any mesh and any number of processes: the target is an abstract state carrying the new shardings,
+  and the data position is the same in every process (`wanjax.data.batches.process_batches`);
 * never loads garbage: a step whose files are missing/truncated fails to restore, and a step whose arrays
   parse but do not match the fingerprint saved beside them is rejected too; restore then falls back to
   the previous step and says which one it skipped and why.
@@ -10,6 +11,7 @@ iterator, and a JSON record with a fingerprint of the state.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 from wanjax.errors import WanjaxError
 
@@ -79,7 +82,8 @@ class Checkpointer:
         problems = []
         for s in candidates:
             items = {"state": ocp.args.StandardRestore(abstract_state), "meta": ocp.args.JsonRestore()}
-            if data_iter is not None:
+            foreign = None if data_iter is None else self._foreign_iterator(s)
+            if data_iter is not None and foreign is None:
                 items["data_iter"] = grain.checkpoint.CheckpointRestore(data_iter)
             try:
                 out = self.manager.restore(s, args=ocp.args.Composite(**items))
@@ -91,12 +95,26 @@ class Checkpointer:
                 problems.append(f"step {s} at {self._path(s)} does not match its saved fingerprint (corrupted)")
                 log.warning(problems[-1])
                 continue
+            if foreign is not None:  # every process is at the same place in the data (data.batches)
+                saved = foreign.read_text()
+                plain = isinstance(data_iter, grain.DatasetIterator)
+                data_iter.set_state(json.loads(saved) if plain else saved.encode())
+                data_iter.start_prefetch()  # as Grain's own restore does
+                log.warning("step %d was written by another number of processes: data position from %s", s, foreign)
             if problems:
                 log.warning("resuming from step %d instead", s)
             return s, out.state, dict(out.meta)
         if not candidates:
             raise WanjaxError(f"no checkpoint in {self.directory}")
         raise WanjaxError("no good checkpoint to restore:\n  " + "\n  ".join(problems))
+
+    def _foreign_iterator(self, step: int) -> epath.Path | None:
+        """The data position another process count saved at `step`, when this process count saved none there."""
+        folder = epath.Path(self._path(step)) / "data_iter"
+        own = folder / f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+        if own.exists() or not folder.exists():
+            return None
+        return next(iter(sorted(folder.glob("process_*-of-*.json"))), None)
 
     def _path(self, step: int) -> str:
         return f"{self.directory.rstrip('/')}/{step}"

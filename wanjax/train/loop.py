@@ -27,8 +27,8 @@ from wanjax.errors import WanjaxError
 from wanjax.model.dit import AttnSpec, WanDiT
 from wanjax.model.flops import train_step_flops
 from wanjax.model.pixel import make_vae
-from wanjax.parallel.distributed import agreed_preemption, check_rows_per_process, to_host
-from wanjax.parallel.mesh import make_mesh, maybe_initialize_distributed
+from wanjax.parallel.distributed import agreed_preemption, row_share, to_host
+from wanjax.parallel.mesh import check_divisible, logical_to_spec, make_mesh, maybe_initialize_distributed
 from wanjax.train.checkpoint import Checkpointer, abstract_like
 from wanjax.train.metrics import RunLog, peak_flops
 from wanjax.train.state import init_state, optimizer, state_shardings
@@ -93,10 +93,13 @@ def eval_loss_fn(graphdef, cfg: Config, attn: AttnSpec) -> Callable:
     return jax.jit(run)
 
 
-def to_global(batch: dict, shardings: dict) -> dict:
-    """This process's share of a batch -> global arrays over the mesh (on a pod each host reads its own
-    examples; on one host this is a plain device_put)."""
-    return {k: jax.make_array_from_process_local_data(shardings[k], np.asarray(v)) for k, v in batch.items()}
+def to_global(batch: dict, shardings: dict, shares: int = 1) -> dict:
+    """This process's share of a batch (1/shares of its rows, all of the rest) -> global arrays over the mesh (on a
+    pod each host reads its own examples; on one host this is a plain device_put)."""
+    return {
+        k: jax.make_array_from_process_local_data(shardings[k], np.asarray(v), (len(v) * shares, *np.shape(v)[1:]))
+        for k, v in batch.items()
+    }
 
 
 def make_encoder(cfg: Config, vae: nnx.Module) -> Callable[[dict], dict]:
@@ -133,10 +136,14 @@ def train(
     tcfg = cfg.train
     workdir = tcfg.workdir.rstrip("/")  # a string: Path() would turn gs://bucket into gs:/bucket
     mesh = make_mesh(cfg.mesh)
+    batch_axes = logical_to_spec(("batch",))[0]
+    check_divisible("train.batch_size", tcfg.batch_size, mesh, batch_axes)
+    # Which rows of each global batch this process reads: its own, or those of the processes it shares them with.
+    share = row_share(jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(batch_axes)), tcfg.batch_size)
     if data is None:
         from wanjax.data.pipeline import config_batches
 
-        data = lambda split: config_batches(cfg, split)  # noqa: E731
+        data = lambda split: config_batches(cfg, split, share)  # noqa: E731
     vae = make_vae(cfg.vae, nnx.Rngs(VAE_SEED))  # frozen: defines the latent space
     encode = make_encoder(cfg, vae)
     tx = optimizer(tcfg)
@@ -153,13 +160,13 @@ def train(
         start, state, _ = ckpt.restore(abstract_like(state, s_state), train_iter)
     first = encode(next(train_iter))
     s_batch = batch_shardings(first, mesh)
-    check_rows_per_process(s_batch["latents"], first["latents"].shape)
-    step_fn = make_train_step(graphdef, tx, cfg, mesh, state, first)
-    causal_fn = make_train_step(graphdef, tx, cfg, mesh, state, first, causal=True) if tcfg.causal_prob else None
+    shares = share[1]
+    step_fn = make_train_step(graphdef, tx, cfg, mesh, state, first, shares=shares)
+    causal_fn = make_train_step(graphdef, tx, cfg, mesh, state, first, True, shares) if tcfg.causal_prob else None
     eval_fn = eval_loss_fn(graphdef, cfg, AttnSpec.from_config(cfg.mesh, mesh))
-    # Throughput counts the global batch: every process reads its own rows (check_rows_per_process).
-    flops = train_step_flops(cfg.model, first) * jax.process_count()
-    tokens = int(np.prod(first["latents"].shape[:4])) // int(np.prod(cfg.model.patch_size)) * jax.process_count()
+    # Throughput counts the global batch: `shares` groups of processes read its rows.
+    flops = train_step_flops(cfg.model, first) * shares
+    tokens = int(np.prod(first["latents"].shape[:4])) // int(np.prod(cfg.model.patch_size)) * shares
     peak = peak_flops()
 
     log = RunLog(workdir, start, tcfg.steps, progress)
@@ -170,7 +177,7 @@ def train(
         for step in range(start, tcfg.steps):
             causal = is_causal_step(tcfg, step)
             previous = metrics
-            state, metrics = (causal_fn if causal else step_fn)(state, to_global(batch, s_batch))
+            state, metrics = (causal_fn if causal else step_fn)(state, to_global(batch, s_batch, shares))
             # At most one step queued ahead of the devices: the host never runs dozens of programs ahead (XLA's
             # CPU client can deadlock its collectives with 32 queued per device), and timings stay honest.
             jax.block_until_ready(previous)
@@ -193,7 +200,7 @@ def train(
                     row["mfu"] = rate * flops / peak
                 t_last, n_last = time.perf_counter(), n
             if every(n, tcfg.eval_every) or n == tcfg.steps or n == 1:
-                row["eval_loss"] = float(eval_fn(state.params, to_global(eval_batch, s_batch)))
+                row["eval_loss"] = float(eval_fn(state.params, to_global(eval_batch, s_batch, shares)))
                 summary["eval_loss"].append((n, row["eval_loss"]))
             if row:
                 log.log(n, row)

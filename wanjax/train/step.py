@@ -134,10 +134,11 @@ def _axes(name: str) -> tuple[str, ...]:
 
 def make_train_step(
     graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cfg: Config, mesh: Mesh | None, state: TrainState,
-    batch: dict, causal: bool = False,
+    batch: dict, causal: bool = False, shares: int = 1,
 ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:  # fmt: skip
     """jit(train_step) with the state donated; with a mesh, explicit in/out shardings for state and batch. causal:
-    the pyramid way (causal segment mask, noise per segment), else the synchronous way (full attention)."""
+    the pyramid way (causal segment mask, noise per segment), else the synchronous way (full attention). batch:
+    this process's rows, 1/shares of the global batch (`wanjax.parallel.distributed.row_share`)."""
     attn = AttnSpec.from_config(cfg.mesh, mesh, mask="causal" if causal else "full")
 
     def step(state, batch):
@@ -145,8 +146,7 @@ def make_train_step(
 
     if mesh is None:
         return jax.jit(step, donate_argnums=0)
-    # `batch` is this process's host batch: the global one has its rows from every process.
-    rows = batch["latents"].shape[0] * jax.process_count()
+    rows = batch["latents"].shape[0] * shares
     check_divisible("train.batch_size (per step)", rows, mesh, ("data", "fsdp"))
     s_state = state_shardings(state, mesh)
     return jax.jit(
