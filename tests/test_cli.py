@@ -9,7 +9,8 @@ import pytest
 
 from wanjax.cli import main
 
-TINY = str(Path(__file__).parents[1] / "configs" / "tiny.yaml")
+REPO = Path(__file__).parents[1]
+TINY = str(REPO / "configs" / "tiny.yaml")
 FAST = ["sample.frames=5", "sample.height=32", "sample.width=48", "sample.steps=2"]
 
 
@@ -74,6 +75,19 @@ def test_config_names_its_checkpoint(tmp_path, capsys):
     assert main(["sample", TINY, "--out", str(tmp_path / "c"), *FAST, "sample.checkpoint=nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert "sample.checkpoint=nope is neither a bundled checkpoint (demo" in err and "\n" not in err
+
+
+def test_sprites60_config_samples_its_bundled_model(tmp_path):
+    """`wanjax sample configs/sprites60.yaml --image F.png`: the long-video model the config names, 60 s at the
+    image's size; frame 0 is the image, and the textured background is still there in the last frame."""
+    image = REPO / "examples" / "sprites60.png"
+    args = ["sample", str(REPO / "configs" / "sprites60.yaml"), "--image", str(image), "--out", str(tmp_path)]
+    assert main([*args, "sample.steps=4"]) == 0
+    assert json.loads((tmp_path / "sample.json").read_text())["checkpoint"].endswith("assets/sprites60")
+    frames, first = np.load(tmp_path / "sample.npz")["frames"], iio.imread(image)
+    assert frames.shape == (961, 32, 32, 3)
+    np.testing.assert_array_equal(frames[0], first)
+    assert np.median(np.abs(frames[-1].astype(int) - first)) <= 3
 
 
 def test_export_copies_a_sample_folder(tmp_path):
