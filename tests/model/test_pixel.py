@@ -1,12 +1,13 @@
 """The pixel codec of the toy models: Wan's latent layout (frame 0 alone, then 4 frames per latent frame), exact."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from wanjax.config import VAEConfig, load_config
 from wanjax.errors import WanjaxError
-from wanjax.model.pixel import PixelCodec, make_vae
+from wanjax.model.pixel import PixelCodec, fold, make_vae, unfold
 from wanjax.model.vae import WanVAE
 
 
@@ -33,3 +34,12 @@ def test_config_and_errors():
         load_config(None, ["vae.preset=pixel", "vae.pixel_size=2"])
     with pytest.raises(WanjaxError, match="is not 4k\\+1"):
         PixelCodec(VAEConfig.pixel()).encode(np.zeros((1, 8, 16, 16, 3), np.float32))
+
+
+def test_fold_and_unfold_are_the_codec_layout():
+    """fold / unfold (what the warp guide uses) are the codec's layout: sub-frames of each latent frame <-> channels."""
+    video = jax.random.normal(jax.random.key(0), (2, 9, 16, 24, 3))
+    z = PixelCodec(VAEConfig(kind="pixel", pixel_size=4, z_dim=192)).encode(video)
+    frames = jnp.concatenate([jnp.repeat(video[:, :1], 4, axis=1), video[:, 1:]], axis=1).reshape(2, 3, 4, 16, 24, 3)
+    np.testing.assert_array_equal(fold(frames, 4), z)
+    np.testing.assert_array_equal(unfold(z, 4), frames)

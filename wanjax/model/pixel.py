@@ -35,16 +35,27 @@ class PixelCodec(nnx.Module):
         if H % s or W % s or C != 3:
             raise WanjaxError(f"video {video.shape}: expected [B, T, H, W, 3] with H and W multiples of {s}")
         video = jnp.concatenate([jnp.repeat(video[:, :1], FRAMES_PER_LATENT, axis=1), video[:, 1:]], axis=1)
-        x = video.reshape(B, T // FRAMES_PER_LATENT + 1, FRAMES_PER_LATENT, H // s, s, W // s, s, C)
-        return x.transpose(0, 1, 3, 5, 2, 4, 6, 7).reshape(B, -1, H // s, W // s, FRAMES_PER_LATENT * s * s * C)
+        return fold(video.reshape(B, T // FRAMES_PER_LATENT + 1, FRAMES_PER_LATENT, H, W, C), s)
 
     def decode(self, z: jax.Array) -> jax.Array:
         """latents [B, F, h, w, 12 s²] -> video [B, 4(F-1)+1, h s, w s, 3]; frame 0 is the mean of its 4 copies."""
-        B, F, h, w, _ = z.shape
-        s = self.cfg.pixel_size
-        x = z.reshape(B, F, h, w, FRAMES_PER_LATENT, s, s, 3).transpose(0, 1, 4, 2, 5, 3, 6, 7)
-        x = x.reshape(B, F * FRAMES_PER_LATENT, h * s, w * s, 3)
+        x = unfold(z, self.cfg.pixel_size)
+        x = x.reshape(x.shape[0], -1, *x.shape[3:])
         return jnp.concatenate([x[:, :FRAMES_PER_LATENT].mean(axis=1, keepdims=True), x[:, FRAMES_PER_LATENT:]], 1)
+
+
+def fold(video: jax.Array, s: int) -> jax.Array:
+    """Sub-frames [B, F, k, H, W, 3] -> latents [B, F, H/s, W/s, k s² 3] (channels: sub-frame, row, column, rgb)."""
+    B, F, k, H, W, C = video.shape
+    x = video.reshape(B, F, k, H // s, s, W // s, s, C).transpose(0, 1, 3, 5, 2, 4, 6, 7)
+    return x.reshape(B, F, H // s, W // s, k * s * s * C)
+
+
+def unfold(z: jax.Array, s: int, k: int = FRAMES_PER_LATENT) -> jax.Array:
+    """Latents [B, F, h, w, k s² 3] -> sub-frames [B, F, k, h s, w s, 3]: fold's inverse."""
+    B, F, h, w, _ = z.shape
+    x = z.reshape(B, F, h, w, k, s, s, 3).transpose(0, 1, 4, 2, 5, 3, 6, 7)
+    return x.reshape(B, F, k, h * s, w * s, 3)
 
 
 def make_vae(cfg: VAEConfig, rngs: nnx.Rngs) -> nnx.Module:

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wanjax.model.pixel import fold, unfold
 from wanjax.motion.embed import Motion, bilinear
 from wanjax.motion.tracks import KINDS
 
@@ -29,20 +30,6 @@ REACH_PX = 3.0
 # static): where a higher layer's points reach, they decide how a pixel moves.
 LAYERS = tuple({"camera": 0, "flow": 1}.get(kind, 2) for kind in KINDS)
 LAYER_SCALE = 1000.0  # pixels farther than this from every point do not move (brush seeds lie 4 px apart: <= 2.9 px)
-
-
-def pixels_of_latent(z: jax.Array, s: int, k: int) -> jax.Array:
-    """Pixel-codec latent frame [B, h, w, k s s 3] -> its sub-frame 0 as pixels [B, h s, w s, 3]."""
-    B, h, w, _ = z.shape
-    x = z.reshape(B, h, w, k, s, s, 3)[:, :, :, 0]
-    return x.transpose(0, 1, 3, 2, 4, 5).reshape(B, h * s, w * s, 3)
-
-
-def latent_of_pixels(video: jax.Array, s: int) -> jax.Array:
-    """Pixels [B, F, k, H, W, 3] (k sub-frames per latent frame) -> pixel-codec latents [B, F, H/s, W/s, k s s 3]."""
-    B, F, k, H, W, _ = video.shape
-    x = video.reshape(B, F, k, H // s, s, W // s, s, 3).transpose(0, 1, 3, 5, 2, 4, 6, 7)
-    return x.reshape(B, F, H // s, W // s, k * s * s * 3)
 
 
 def layer_weights(kind: jax.Array) -> jax.Array:
@@ -79,7 +66,7 @@ def warp_guide(first_latent: jax.Array, motion: Motion | None, pixel_size: int, 
     if motion is None:
         return jnp.broadcast_to(first_latent[:, None], (B, frames, h, w, C))
     s, k = pixel_size, subframes
-    image = pixels_of_latent(first_latent.astype(jnp.float32), s, k)  # [B, H, W, 3]
+    image = unfold(first_latent.astype(jnp.float32)[:, None], s, k)[:, 0, 0]  # sub-frame 0: [B, H, W, 3]
     H, W = image.shape[1:3]
     xy = motion.xy * s + (s - 1) / 2  # latent cells -> pixel centres
     # Points that left the frame still tell how what is near them moves (the edge pixels they leave behind).
@@ -96,7 +83,7 @@ def warp_guide(first_latent: jax.Array, motion: Motion | None, pixel_size: int, 
     outside = jnp.any((source < -0.5) | (source > jnp.array([W, H], jnp.float32) - 0.5), axis=-1)
     hole = (_lookup(layer[:, 0, 0], source) > layer) | outside
     guide = jnp.where(hole[..., None], fill(warped, ~hole), warped)
-    return jax.lax.stop_gradient(latent_of_pixels(guide, s).astype(first_latent.dtype))
+    return jax.lax.stop_gradient(fold(guide, s).astype(first_latent.dtype))
 
 
 def _lookup(frame_map: jax.Array, source: jax.Array) -> jax.Array:
