@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import tpu as pltpu
 
-from wanjax.model.attention import online_softmax_merge, tile_grads, tile_scores
+from wanjax.model.attention_parts import online_softmax_merge, tile_grads, tile_scores
 
 LANES, SUBLANES = 128, 8
 

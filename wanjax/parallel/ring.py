@@ -23,7 +23,7 @@ from jax.ad_checkpoint import checkpoint_name
 from jax.sharding import Mesh
 
 from wanjax.errors import WanjaxError
-from wanjax.model.attention import (
+from wanjax.model.attention_parts import (
     check_attention_args,
     online_softmax_merge,
     segment_ranges_visible,
