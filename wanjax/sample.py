@@ -30,13 +30,14 @@ from wanjax.parallel.mesh import maybe_initialize_distributed
 from wanjax.parallel.partition import shard_module
 
 ASSETS = Path(__file__).parent / "assets"
+DEMO_CHECKPOINT = ASSETS / "demo"
 
 
 def default_checkpoint(name: str | None) -> Path | None:
     """The checkpoint `sample.checkpoint` names: a bundled one (a folder under wanjax/assets) or a path; None: the
     bundled demo checkpoint, or None (random weights) in an install without it."""
     if name is None:
-        return ASSETS / "demo" if (ASSETS / "demo").is_dir() else None
+        return DEMO_CHECKPOINT if DEMO_CHECKPOINT.is_dir() else None
     for path in (ASSETS / name, Path(name)):
         if path.is_dir():
             return path
