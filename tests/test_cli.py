@@ -1,6 +1,7 @@
 """The command line end to end on tiny settings: files written, errors as one line, conversions."""
 
 import json
+import shutil
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -68,14 +69,18 @@ def test_missing_checkpoint_folder(tmp_path, capsys):
 
 def test_config_names_its_checkpoint(tmp_path, capsys):
     """sample.checkpoint: a bundled name or a folder; --ckpt wins over it; an unknown name is a one-line error."""
-    demo = str(Path(__file__).parents[1] / "wanjax" / "assets" / "demo")
-    assert main(["sample", TINY, "--out", str(tmp_path / "a"), *FAST, f"sample.checkpoint={demo}"]) == 0
-    assert json.loads((tmp_path / "a" / "sample.json").read_text())["checkpoint"] == demo
-    args = ["sample", TINY, "--out", str(tmp_path / "b"), "--ckpt", demo, *FAST, "sample.checkpoint=nope"]
-    assert main(args) == 0
-    assert main(["sample", TINY, "--out", str(tmp_path / "c"), *FAST, "sample.checkpoint=nope"]) == 2
+    copy = tmp_path / "my-ckpt"  # a folder other than the bundled default, so that using it is seen
+    shutil.copytree(REPO / "wanjax" / "assets" / "demo", copy)
+    used = lambda d: json.loads((tmp_path / d / "sample.json").read_text())["checkpoint"]  # noqa: E731
+    assert main(["sample", TINY, "--out", str(tmp_path / "a"), *FAST, f"sample.checkpoint={copy}"]) == 0
+    assert used("a") == str(copy)
+    assert main(["sample", TINY, "--out", str(tmp_path / "b"), *FAST, "sample.checkpoint=demo"]) == 0
+    assert used("b").endswith("wanjax/assets/demo")
+    args = ["sample", TINY, "--out", str(tmp_path / "c"), "--ckpt", str(copy), *FAST, "sample.checkpoint=nope"]
+    assert main(args) == 0 and used("c") == str(copy)
+    assert main(["sample", TINY, "--out", str(tmp_path / "d"), *FAST, "sample.checkpoint=nope"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "sample.checkpoint=nope is neither a bundled checkpoint (demo" in err and "\n" not in err
+    assert "sample.checkpoint=nope is neither a bundled checkpoint (demo, sprites60)" in err and "\n" not in err
 
 
 def test_sprites60_config_samples_its_bundled_model(tmp_path):
