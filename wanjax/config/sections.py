@@ -52,6 +52,12 @@ class ModelConfig:
     motion_subframes: int = 4  # video frames per latent frame (the VAE's temporal stride): one splat each
     motion_sigma: float = 0.7  # splat Gaussian radius in latent cells (>= 0.7: position bias of the sampled
     # Gaussian < 1e-3 cell, so the map encodes sub-cell positions faithfully)
+    # Wan2.1-I2V / FLF2V image branch (diffusers fields): CLIP image tokens [B, 257 (FLF2V: 514), image_dim] are
+    # embedded (norm, GELU FFN, norm; plus a learned position table of pos_embed_seq_len rows for two images) and
+    # read by every cross-attention through its own key/value projections (added_kv_proj_dim = dim).
+    image_dim: int | None = None
+    added_kv_proj_dim: int | None = None
+    pos_embed_seq_len: int | None = None
 
     @property
     def head_dim(self) -> int:
@@ -77,6 +83,18 @@ class ModelConfig:
         _choice("model.residual", self.residual, ("none", "first_frame", "warp"))
         if self.residual != "none" and self.prediction != "sample":
             raise WanjaxError(f"model.residual={self.residual} needs model.prediction=sample (it adds to x0)")
+        if (self.image_dim is None) != (self.added_kv_proj_dim is None):
+            raise WanjaxError(
+                f"model.image_dim={self.image_dim} and model.added_kv_proj_dim={self.added_kv_proj_dim}: set both "
+                "(an image-conditioned Wan2.1 model, added_kv_proj_dim = dim) or neither"
+            )
+        if self.added_kv_proj_dim is not None and self.added_kv_proj_dim != self.dim:
+            raise WanjaxError(
+                f"model.added_kv_proj_dim={self.added_kv_proj_dim} must equal model.dim={self.dim} (the image "
+                "tokens are embedded to dim before the added key/value projections)"
+            )
+        if self.pos_embed_seq_len is not None and self.image_dim is None:
+            raise WanjaxError("model.pos_embed_seq_len is the image branch's position table: it needs model.image_dim")
         if self.residual == "warp" and self.guide_pixel_size is None:
             raise WanjaxError(
                 f"model.residual=warp needs the pixel codec's latents: in_channels = motion_subframes x 3 x s² "
@@ -90,6 +108,31 @@ class ModelConfig:
     @classmethod
     def wan21_t2v_14b(cls) -> ModelConfig:
         return cls(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40)
+
+    @classmethod
+    def wan21_i2v_14b(cls) -> ModelConfig:
+        """Wan2.1-I2V-14B-480P/720P: 36 input channels (noise 16 + mask 4 + image latent 16), CLIP image tokens."""
+        return dataclasses.replace(cls.wan21_t2v_14b(), in_channels=36, image_dim=1280, added_kv_proj_dim=5120)
+
+    @classmethod
+    def wan21_flf2v_14b(cls) -> ModelConfig:
+        """Wan2.1-FLF2V-14B-720P: first and last frame, 2 x 257 image tokens with a learned position table."""
+        return dataclasses.replace(cls.wan21_i2v_14b(), pos_embed_seq_len=514)
+
+    @classmethod
+    def wan22_ti2v_5b(cls) -> ModelConfig:
+        """Wan2.2-TI2V-5B: the Wan2.2 VAE's 48 channels; image-to-video by a clean first frame (per-token t)."""
+        return cls(dim=3072, ffn_dim=14336, num_heads=24, num_layers=30, in_channels=48, out_channels=48)
+
+    @classmethod
+    def wan22_t2v_a14b(cls) -> ModelConfig:
+        """One expert of Wan2.2-T2V-A14B (both experts have this shape)."""
+        return cls.wan21_t2v_14b()
+
+    @classmethod
+    def wan22_i2v_a14b(cls) -> ModelConfig:
+        """One expert of Wan2.2-I2V-A14B: 36 input channels like Wan2.1-I2V, no CLIP image branch."""
+        return dataclasses.replace(cls.wan21_t2v_14b(), in_channels=36)
 
     @classmethod
     def tiny(cls) -> ModelConfig:
@@ -312,6 +355,12 @@ PRESETS = {
     "model": {
         "wan2.1-t2v-1.3b": ModelConfig.wan21_t2v_1_3b,
         "wan2.1-t2v-14b": ModelConfig.wan21_t2v_14b,
+        "wan2.1-i2v-14b-480p": ModelConfig.wan21_i2v_14b,
+        "wan2.1-i2v-14b-720p": ModelConfig.wan21_i2v_14b,
+        "wan2.1-flf2v-14b-720p": ModelConfig.wan21_flf2v_14b,
+        "wan2.2-ti2v-5b": ModelConfig.wan22_ti2v_5b,
+        "wan2.2-t2v-a14b": ModelConfig.wan22_t2v_a14b,
+        "wan2.2-i2v-a14b": ModelConfig.wan22_i2v_a14b,
         "tiny": ModelConfig.tiny,
     },
     "vae": {"wan2.1": VAEConfig.wan21, "tiny": VAEConfig.tiny, "pixel": VAEConfig.pixel},

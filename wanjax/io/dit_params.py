@@ -58,18 +58,26 @@ def dit_table(cfg: ModelConfig) -> list[Rule]:
     if cfg.cross_attn_norm:
         rules += [Rule("blocks.{i}.norm2.weight", "blocks/norm2/scale", IDENTITY)]
         rules += [Rule("blocks.{i}.norm2.bias", "blocks/norm2/bias", IDENTITY)]
+    if cfg.image_dim is not None:
+        image = "condition_embedder.image_embedder"
+        rules += [Rule(f"{image}.{n}.weight", f"image_embedder/{n}/scale") for n in ("norm1", "norm2")]
+        rules += [Rule(f"{image}.{n}.bias", f"image_embedder/{n}/bias") for n in ("norm1", "norm2")]
+        rules += [
+            *_linear(f"{image}.ff.net.0.proj", "image_embedder/fc_in"),
+            *_linear(f"{image}.ff.net.2", "image_embedder/fc_out"),
+        ]
+        rules += [*_linear("blocks.{i}.attn2.add_k_proj", "blocks/attn2/add_k_proj")]
+        rules += [*_linear("blocks.{i}.attn2.add_v_proj", "blocks/attn2/add_v_proj")]
+        rules += [Rule("blocks.{i}.attn2.norm_added_k.weight", "blocks/attn2/norm_added_k/scale")]
+    if cfg.pos_embed_seq_len is not None:
+        rules += [Rule("condition_embedder.image_embedder.pos_embed", "image_embedder/pos_embed", SQUEEZE0)]
     return rules
 
 
 def model_config_from_diffusers(c: dict, **overrides) -> ModelConfig:
-    """ModelConfig from a diffusers `WanTransformer3DModel` config.json (T2V models)."""
-    for key in ("image_dim", "added_kv_proj_dim", "pos_embed_seq_len"):
-        if c.get(key) is not None:
-            raise WanjaxError(
-                f"config.json sets {key}={c[key]}: image-conditioned (I2V) Wan checkpoints are unsupported"
-            )
+    """ModelConfig from a diffusers `WanTransformer3DModel` config.json (Wan2.1 T2V / I2V / FLF2V, Wan2.2)."""
     if c.get("qk_norm", "rms_norm_across_heads") != "rms_norm_across_heads":
-        raise WanjaxError(f"config.json qk_norm={c['qk_norm']!r}: only 'rms_norm_across_heads' (Wan2.1) is supported")
+        raise WanjaxError(f"config.json qk_norm={c['qk_norm']!r}: only 'rms_norm_across_heads' (Wan) is supported")
     heads, head_dim = c.get("num_attention_heads", 40), c.get("attention_head_dim", 128)
     return ModelConfig(
         dim=heads * head_dim,
@@ -84,6 +92,9 @@ def model_config_from_diffusers(c: dict, **overrides) -> ModelConfig:
         eps=c.get("eps", 1e-6),
         cross_attn_norm=c.get("cross_attn_norm", True),
         rope_max_seq_len=c.get("rope_max_seq_len", 1024),
+        image_dim=c.get("image_dim"),
+        added_kv_proj_dim=c.get("added_kv_proj_dim"),
+        pos_embed_seq_len=c.get("pos_embed_seq_len"),
         **overrides,
     )
 
@@ -103,10 +114,10 @@ def model_config_to_diffusers(cfg: ModelConfig) -> dict:
         "cross_attn_norm": cfg.cross_attn_norm,
         "qk_norm": "rms_norm_across_heads",
         "eps": cfg.eps,
-        "image_dim": None,
-        "added_kv_proj_dim": None,
+        "image_dim": cfg.image_dim,
+        "added_kv_proj_dim": cfg.added_kv_proj_dim,
         "rope_max_seq_len": cfg.rope_max_seq_len,
-        "pos_embed_seq_len": None,
+        "pos_embed_seq_len": cfg.pos_embed_seq_len,
     }
 
 

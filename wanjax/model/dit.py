@@ -23,7 +23,17 @@ from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS
 from wanjax.errors import WanjaxError
 from wanjax.model.attention import attention, dot_attention
 from wanjax.model.flash import RESIDUALS
-from wanjax.model.layers import FeedForward, LayerNorm, RMSNorm, TextEmbedder, TimeEmbedder, dense, layer_norm, modulate
+from wanjax.model.layers import (
+    FeedForward,
+    ImageEmbedder,
+    LayerNorm,
+    RMSNorm,
+    TextEmbedder,
+    TimeEmbedder,
+    dense,
+    layer_norm,
+    modulate,
+)
 from wanjax.model.rope import apply_rope, rope_angles, rope_tables
 from wanjax.motion.embed import Motion, MotionEmbed
 from wanjax.motion.guide import warp_guide
@@ -80,9 +90,10 @@ class AttnSpec:
 
 
 class Attention(nnx.Module):
-    """Multi-head attention with RMS-normed q/k (over all heads). Self-attention when `context` is None."""
+    """Multi-head attention with RMS-normed q/k (over all heads). Self-attention when `context` is None. image:
+    also attend to the image tokens (Wan2.1-I2V's cross-attention) through their own key/value projections."""
 
-    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs, image: bool = False):
         d = cfg.dim
         self.num_heads = cfg.num_heads
         self.to_q = dense(cfg, d, d, ("embed", "heads"), rngs)
@@ -91,9 +102,14 @@ class Attention(nnx.Module):
         self.to_out = dense(cfg, d, d, ("heads", "embed"), rngs)
         self.norm_q = RMSNorm(d, cfg.eps, cfg)
         self.norm_k = RMSNorm(d, cfg.eps, cfg)
+        if image:
+            self.add_k_proj = dense(cfg, cfg.added_kv_proj_dim, d, ("embed", "heads"), rngs)
+            self.add_v_proj = dense(cfg, cfg.added_kv_proj_dim, d, ("embed", "heads"), rngs)
+            self.norm_added_k = RMSNorm(d, cfg.eps, cfg)
 
-    def __call__(self, x: jax.Array, context: jax.Array | None = None, rope=None, attend=None) -> jax.Array:
-        """x [B, L, D], context [B, M, D] -> [B, L, D]. rope = (cos, sin) [L, K/2]; attend(q, k, v) self-attn."""
+    def __call__(self, x: jax.Array, context: jax.Array | None = None, rope=None, attend=None, image=None):
+        """x [B, L, D], context [B, M, D] -> [B, L, D]. rope = (cos, sin) [L, K/2]; attend(q, k, v) self-attn;
+        image [B, I, D] embedded image tokens, attended to apart from the text and the two results added."""
         src = x if context is None else context
         heads = lambda a: a.reshape(*a.shape[:2], self.num_heads, -1)  # noqa: E731  [B, L, D] -> [B, L, N, K]
         q = heads(self.norm_q(self.to_q(x)))
@@ -104,23 +120,28 @@ class Attention(nnx.Module):
             out = attend(q, k, v)
         else:
             out = dot_attention(q, k, v)
+        if image is not None:
+            out = out + dot_attention(
+                q, heads(self.norm_added_k(self.add_k_proj(image))), heads(self.add_v_proj(image))
+            )
         return self.to_out(out.reshape(x.shape))
 
 
 class Block(nnx.Module):
-    """adaLN-modulated self-attention, cross-attention to text, GELU FFN (diffusers `WanTransformerBlock`)."""
+    """adaLN-modulated self-attention, cross-attention to text (and image), GELU FFN (diffusers
+    `WanTransformerBlock`)."""
 
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
         self.eps = cfg.eps
         self.attn1 = Attention(cfg, rngs)
-        self.attn2 = Attention(cfg, rngs)
+        self.attn2 = Attention(cfg, rngs, image=cfg.image_dim is not None)
         self.norm2 = LayerNorm(cfg.dim, cfg.eps, cfg) if cfg.cross_attn_norm else None
         self.ffn = FeedForward(cfg, rngs)
         table = jax.random.normal(rngs.params(), (6, cfg.dim), jnp.dtype(cfg.param_dtype)) / cfg.dim**0.5
         self.scale_shift_table = nnx.Param(table, logical_axes=(None, "embed"))
 
-    def __call__(self, x, context, mod, rope, attend) -> jax.Array:
-        """x [B, F, S, D], context [B, M, D], mod [B, F, 6, D] -> [B, F, S, D]."""
+    def __call__(self, x, context, mod, rope, attend, image=None) -> jax.Array:
+        """x [B, F, S, D], context [B, M, D], mod [B, F, 6, D], image [B, I, D] or None -> [B, F, S, D]."""
         B, F, S, D = x.shape
         flat = lambda a: a.reshape(B, F * S, D)  # noqa: E731
         frames = lambda a: a.reshape(B, F, S, D)  # noqa: E731
@@ -129,7 +150,7 @@ class Block(nnx.Module):
         h = (layer_norm(x, self.eps) * (1 + scale) + shift).astype(x.dtype)
         x = (x + frames(self.attn1(flat(h), rope=rope, attend=attend)) * gate).astype(x.dtype)
         h = x if self.norm2 is None else self.norm2(x).astype(x.dtype)
-        x = x + frames(self.attn2(flat(h), context))
+        x = x + frames(self.attn2(flat(h), context, image=image))
         h = (layer_norm(x, self.eps) * (1 + c_scale) + c_shift).astype(x.dtype)
         return (x + self.ffn(h) * c_gate).astype(x.dtype)
 
@@ -155,6 +176,7 @@ class WanDiT(nnx.Module):
         self.patch_embedding = dense(cfg, patch_in, cfg.dim, (None, "embed"), rngs)
         self.time_embedder = TimeEmbedder(cfg, rngs)
         self.text_embedder = TextEmbedder(cfg, rngs)
+        self.image_embedder = nnx.data(ImageEmbedder(cfg, rngs) if cfg.image_dim is not None else None)
 
         @nnx.split_rngs(splits=cfg.num_layers)
         @nnx.vmap(in_axes=(0,), out_axes=0)
@@ -182,6 +204,7 @@ class WanDiT(nnx.Module):
         frame_offset: int = 0,
         kv_cache: tuple[jax.Array, jax.Array, jax.Array | int] | None = None,
         return_kv: bool = False,
+        image_context: jax.Array | None = None,
     ) -> jax.Array | tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """Velocity [B, F, H, W, C] for latents x [B, F, H, W, C] at timesteps t [B] or [B, F].
 
@@ -204,6 +227,12 @@ class WanDiT(nnx.Module):
                 "this model has no motion input (model.motion=none); brushes need a model trained with "
                 "model.motion=splat, e.g. configs/brushsprites.yaml and its checkpoint"
             )
+        if (image_context is None) != (cfg.image_dim is None):
+            raise WanjaxError(
+                "this model takes CLIP image tokens (model.image_dim is set): pass image_context [B, 257, image_dim]"
+                if image_context is None
+                else "image_context given, but the model has no image branch (model.image_dim is not set)"
+            )
         tokens, (Fp, Hp, Wp) = patchify(x, cfg.patch_size, cfg.in_channels)
         if cfg.first_frame_concat:
             first, _ = patchify(jnp.broadcast_to(x[:, :1], x.shape), cfg.patch_size, cfg.in_channels)
@@ -216,6 +245,7 @@ class WanDiT(nnx.Module):
         t = frame_timesteps(t, B, Fp)
         temb, mod = self.time_embedder(t)  # [B, F, D], [B, F, 6, D]
         ctx = self.text_embedder(context.astype(jnp.dtype(cfg.dtype)))
+        img = None if image_context is None else self.image_embedder(image_context.astype(jnp.dtype(cfg.dtype)))
         h = self.patch_embedding(tokens.astype(jnp.dtype(cfg.dtype))).reshape(B, Fp, S, cfg.dim)
         if motion is not None:
             m = self.motion_embed(motion, x[:, 0])  # [B, F, H, W, C_m]: sharded like the latent
@@ -243,7 +273,7 @@ class WanDiT(nnx.Module):
                 kv.append((k, v))
                 return attn(q, k, v, tokens_per_frame=S, cache=cache)
 
-            h = nnx.merge(graphdef, p)(h, ctx, mod, rope, attend)
+            h = nnx.merge(graphdef, p)(h, ctx, mod, rope, attend, img)
             return constrain(h, FRAMES_LAYOUT, attn.mesh), kv[0] if return_kv else None
 
         if cfg.remat != "none":

@@ -1,4 +1,4 @@
-"""Small layers of the Wan DiT: norms, modulation, FFN, time and text embedders.
+"""Small layers of the Wan DiT: norms, modulation, FFN, time, text and image embedders.
 
 Parameters carry `logical_axes` metadata (`embed`, `mlp`, `heads`, ...) that parallel/mesh.py maps to mesh
 axes. (Not flax's `sharding_names`: those are placed eagerly at creation, before our rules are applied.)
@@ -69,10 +69,10 @@ class RMSNorm(nnx.Module):
 class LayerNorm(nnx.Module):
     """Affine LayerNorm in fp32 (Wan's cross-attention norm)."""
 
-    def __init__(self, dim: int, eps: float, cfg: ModelConfig):
+    def __init__(self, dim: int, eps: float, cfg: ModelConfig, axis: str | None = "embed"):
         self.eps = eps
-        self.scale = nnx.Param(jnp.ones((dim,), jnp.dtype(cfg.param_dtype)), logical_axes=("embed",))
-        self.bias = nnx.Param(jnp.zeros((dim,), jnp.dtype(cfg.param_dtype)), logical_axes=("embed",))
+        self.scale = nnx.Param(jnp.ones((dim,), jnp.dtype(cfg.param_dtype)), logical_axes=(axis,))
+        self.bias = nnx.Param(jnp.zeros((dim,), jnp.dtype(cfg.param_dtype)), logical_axes=(axis,))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return layer_norm(x, self.eps) * self.scale[...].astype(jnp.float32) + self.bias[...].astype(jnp.float32)
@@ -113,3 +113,24 @@ class TextEmbedder(nnx.Module):
 
     def __call__(self, context: jax.Array) -> jax.Array:
         return self.linear_2(jax.nn.gelu(self.linear_1(context), approximate=True))
+
+
+class ImageEmbedder(nnx.Module):
+    """CLIP image tokens [B, I, image_dim] -> [B, I, D]: affine LayerNorm, Linear -> GELU (exact) -> Linear, affine
+    LayerNorm (diffusers `WanImageEmbedding`). With pos_embed_seq_len (FLF2V: the first and the last frame's 257
+    tokens each, I = 514), a learned position table is added first."""
+
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.norm1 = LayerNorm(cfg.image_dim, 1e-5, cfg, axis=None)  # torch's LayerNorm default eps
+        self.fc_in = dense(cfg, cfg.image_dim, cfg.image_dim, (None, None), rngs)
+        self.fc_out = dense(cfg, cfg.image_dim, cfg.dim, (None, "embed"), rngs)
+        self.norm2 = LayerNorm(cfg.dim, 1e-5, cfg)
+        rows = cfg.pos_embed_seq_len
+        table = None if rows is None else jnp.zeros((rows, cfg.image_dim), jnp.dtype(cfg.param_dtype))
+        self.pos_embed = nnx.data(None if table is None else nnx.Param(table, logical_axes=(None, None)))
+
+    def __call__(self, image: jax.Array) -> jax.Array:
+        if self.pos_embed is not None:
+            image = image + self.pos_embed[...].astype(image.dtype)
+        h = self.fc_out(jax.nn.gelu(self.fc_in(self.norm1(image).astype(image.dtype)), approximate=False))
+        return self.norm2(h).astype(h.dtype)
