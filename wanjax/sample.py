@@ -17,6 +17,7 @@ import numpy as np
 from flax import nnx
 
 from wanjax.config import Config, SampleConfig, check_frame_count, config_to_dict, load_config
+from wanjax.diffusion.conditioning import channel_condition, expert_switch, with_condition
 from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS
 from wanjax.diffusion.samplers import guidance_weights, sample
 from wanjax.diffusion.schedules import attention_mask, chained_windows, pyramid, pyramid_windows, synchronous
@@ -59,7 +60,23 @@ def latent_shape(scfg: SampleConfig, cfg: Config) -> tuple[int, int, int, int]:
                 f"sample.{name}={size} is not a multiple of {unit} (VAE stride {ss} x patch); "
                 f"use {size // unit * unit or unit} or {(size // unit + 1) * unit}"
             )
-    return (scfg.frames - 1) // ts + 1, scfg.height // ss, scfg.width // ss, cfg.model.in_channels
+    return (scfg.frames - 1) // ts + 1, scfg.height // ss, scfg.width // ss, cfg.model.out_channels
+
+
+def check_parts(cfg: Config) -> None:
+    """The DiT and the VAE of one checkpoint must fit: its output channels are the VAE's latent channels, and extra
+    input channels are an image-to-video condition (mask of temporal-stride channels + image latent)."""
+    m, z, ts = cfg.model, cfg.vae.z_dim, cfg.vae.temporal_stride
+    if m.out_channels != z:
+        raise WanjaxError(
+            f"the DiT predicts {m.out_channels}-channel latents but the VAE's have {z} (vae.z_dim): the folder mixes "
+            "parts of different models (e.g. a Wan2.2-TI2V-5B DiT needs the Wan2.2 VAE)"
+        )
+    if m.in_channels not in (m.out_channels, m.out_channels + ts + z):
+        raise WanjaxError(
+            f"the DiT reads {m.in_channels} channels: expected {m.out_channels} (text- or clean-first-frame "
+            f"image-to-video) or {m.out_channels + ts + z} (noise + {ts} mask + {z} image latent channels)"
+        )
 
 
 def generate(
@@ -70,29 +87,48 @@ def generate(
     context: jax.Array,
     *,
     image: np.ndarray | None = None,
+    last_image: np.ndarray | None = None,
+    image_context: jax.Array | None = None,
     motion: Motion | None = None,
     mesh: jax.sharding.Mesh | None = None,
     progress: bool = True,
+    noise: jax.Array | None = None,
+    expert_2: WanDiT | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flow-matching sampling of B videos -> (frames uint8 [B, T, H, W, 3], latents [B, F, h, w, C]).
 
     The whole clip is one sequence, denoised with sample.schedule (`wanjax.diffusion.schedules`): synchronous,
     pyramid (segments of mesh.segment_frames latent frames, sample.lag steps apart, causal attention) or chained
     (the baseline: sample.window-frame windows, each started from sample.overlap clean frames of the last).
-    context [B, M, text_dim] (zeros: no text). image uint8 [B, H, W, 3]: image-to-video, latent frame 0 is the
-    image's latent, clean (sigma 0) at every step. motion: brush tracks of the B videos, injected in sampler steps
-    sample.apply_steps with sample.motion_strength and guided with sample.guidance_motion (text guidance only
-    applies with text, i.e. a non-zero context). mesh: attention and activations sharded over it (frames over
-    'ring': mesh.attention 'auto' runs ring attention when the ring axis is > 1)."""
+    context [B, M, text_dim] (zeros: no text). image uint8 [B, H, W, 3]: image-to-video (wanjax.diffusion.
+    conditioning): a model with condition channels (Wan2.1-I2V, Wan2.2-I2V-A14B) reads [mask, image latent] beside
+    the noise, with last_image too (first-last-frame); otherwise latent frame 0 is the image's latent, clean (sigma
+    0) at every step. image_context [B, I, image_dim]: CLIP image tokens (Wan2.1-I2V / FLF2V). noise: the
+    starting latents [B, F, h, w, C] (default: drawn from seed). expert_2: Wan2.2 A14B's low-noise expert, used from
+    the step whose timestep falls below sample.boundary_ratio x 1000, with sample.guidance_text_2. motion: brush
+    tracks of the B videos, injected in sampler steps sample.apply_steps with sample.motion_strength and guided with
+    sample.guidance_motion (text guidance only applies with text, i.e. a non-zero context). mesh: attention and
+    activations sharded over it (frames over 'ring': mesh.attention 'auto' runs ring attention when the ring axis
+    is > 1)."""
     scfg = cfg.sample
+    check_parts(cfg)
     shape = latent_shape(scfg, cfg)
     B, F = context.shape[0], shape[0]
-    x = jax.random.normal(jax.random.key(seed), (B, *shape), jnp.float32)
+    x = jax.random.normal(jax.random.key(seed), (B, *shape), jnp.float32) if noise is None else jnp.asarray(noise)
     clean = np.zeros(F, bool)  # conditioning frames: sigma 0 throughout
-    if image is not None:
+    condition = None
+    if cfg.model.in_channels != cfg.model.out_channels:
+        if image is None:
+            raise WanjaxError("this is an image-to-video model (condition channels): give the first frame, --image")
+        condition = channel_condition(vae.encode, image, last_image, scfg.frames, cfg.vae.temporal_stride)
+    elif last_image is not None:
+        raise WanjaxError("--last-image needs a model with condition channels (Wan2.1-FLF2V/I2V, Wan2.2-I2V-A14B)")
+    elif image is not None:
         first = vae.encode(jnp.asarray(image, jnp.float32)[:, None] / 127.5 - 1.0)  # [B, 1, h, w, C]
         x = x.at[:, 0].set(first[:, 0])
         clean[0] = True
+    if cfg.model.image_dim is not None and image_context is None:
+        raise WanjaxError("this model reads CLIP image tokens: its checkpoint needs image_encoder/ + image_processor/")
     if scfg.schedule == "chained" and motion is not None:
         raise WanjaxError("brushes need sample.schedule=synchronous or pyramid (chained windows restart the clip)")
     has_text = bool(np.any(np.asarray(context)))
@@ -101,33 +137,56 @@ def generate(
     if motion is not None:
         motion = jax.tree.map(jnp.asarray, motion.replace(strength=np.full(B, scfg.motion_strength, np.float32)))
     if mesh is not None:
-        shard_module(dit, mesh)  # in place: the weights by their logical axes (FSDP / tensor)
+        for model in (dit, expert_2):
+            if model is not None:
+                shard_module(model, mesh)  # in place: the weights by their logical axes (FSDP / tensor)
         # Global arrays, so that the mesh may span processes (every process computed the same noise and inputs).
-        x, context, motion = replicated((x, context, motion), mesh)
+        x, context, motion, condition, image_context = replicated((x, context, motion, condition, image_context), mesh)
     graphdef, params = nnx.split(dit)
     mask = attention_mask(scfg.schedule)
     attn = AttnSpec.from_config(cfg.mesh, mesh, mask=mask)
+    integer_t = scfg.timesteps == "wan"
 
-    branches = tuple(branches)
-    ctx = jnp.concatenate([context if text else jnp.zeros_like(context) for text, _, _ in branches])
-    velocity = _velocity(graphdef, branches, B, attn, a, b)
-    inputs = (params, ctx, motion)  # arrays as arguments, not constants: a new prompt or seed compiles nothing
+    def branch_inputs(branches):
+        branches = tuple(branches)
+        ctx = jnp.concatenate([context if text else jnp.zeros_like(context) for text, _, _ in branches])
+        return branches, ctx
+
+    branches, ctx = branch_inputs(branches)
+    velocity = _velocity(graphdef, branches, B, attn, a, b, integer_t)
+    # arrays as arguments, not constants: a new prompt or seed compiles nothing
+    inputs = (params, ctx, motion, condition, image_context)
+    switch = None
+    if expert_2 is not None:
+        g2 = scfg.guidance_text if scfg.guidance_text_2 is None else scfg.guidance_text_2
+        branches_2, ctx_2 = branch_inputs(guidance_weights(has_text, motion is not None, g2, scfg.guidance_motion))
+        graphdef_2, params_2 = nnx.split(expert_2)
+        switch = (_velocity(graphdef_2, branches_2, B, attn, a, b, integer_t), (params_2, ctx_2, *inputs[2:]))
 
     def denoise(x, sigmas, keep, velocity=velocity, inputs=inputs, carry=None):
         sigmas[:, keep] = 0.0
-        return sample(velocity, inputs, x, sigmas, progress, scfg.solver, carry)
+        after = None
+        if switch is not None:
+            if scfg.boundary_ratio is None:
+                raise WanjaxError("two experts need sample.boundary_ratio (Wan2.2 A14B: T2V 0.875, I2V 0.9)")
+            after = (expert_switch(sigmas, scfg.boundary_ratio), *switch)
+        return sample(velocity, inputs, x, sigmas, progress, scfg.solver, carry, after)
 
     if scfg.schedule == "chained":
         for i, (start, stop) in enumerate(chained_windows(F, scfg.window, scfg.overlap)):
             keep = clean[start:stop].copy()
             keep[: scfg.overlap if i else 0] = True  # the previous window's last frames, already denoised
-            sigmas = synchronous(scfg.steps, scfg.shift, stop - start)
-            x = x.at[:, start:stop].set(denoise(x[:, start:stop], sigmas, keep))
+            sigmas = synchronous(scfg.steps, scfg.shift, stop - start, scfg.timesteps)
+            window = x[:, start:stop]
+            cond = None if condition is None else condition[:, start:stop]
+            x = x.at[:, start:stop].set(denoise(window, sigmas, keep, inputs=(*inputs[:3], cond, inputs[4])))
         latents = x
     elif scfg.schedule == "pyramid":
-        sigmas = pyramid(scfg.steps, scfg.shift, F, cfg.mesh.segment_frames, scfg.lag)
+        sigmas = pyramid(scfg.steps, scfg.shift, F, cfg.mesh.segment_frames, scfg.lag, scfg.timesteps)
         # The cache needs dense attention (over the window's queries and every key before them): one device.
-        cached = motion is None and not cfg.model.first_frame_concat and attn.impl in ("dense", "flash", "blockwise")
+        cached = (
+            motion is None and condition is None and image_context is None and not cfg.model.first_frame_concat
+        ) and attn.impl in ("dense", "flash", "blockwise")
         if scfg.kv_cache and cached and cfg.model.patch_size[0] == 1:
             sigmas[:, clean] = 0.0
             starts, length = pyramid_windows(sigmas, cfg.mesh.segment_frames)
@@ -135,12 +194,14 @@ def generate(
             m = cfg.model
             cache = jnp.zeros((m.num_layers, len(branches) * B, F * S, m.num_heads, m.head_dim), m.dtype)
             cache = cache if mesh is None else replicated(cache, mesh)
-            velocity = _cached_velocity(graphdef, branches, B, dataclasses.replace(attn, impl="dense"), S, length)
-            latents = denoise(x, sigmas, clean, velocity, (*inputs, jnp.asarray(starts)), (cache, cache))
+            velocity = _cached_velocity(
+                graphdef, branches, B, dataclasses.replace(attn, impl="dense"), S, length, integer_t
+            )
+            latents = denoise(x, sigmas, clean, velocity, (*inputs[:3], jnp.asarray(starts)), (cache, cache))
         else:
             latents = denoise(x, sigmas, clean)
     else:
-        latents = denoise(x, synchronous(scfg.steps, scfg.shift, F), clean)
+        latents = denoise(x, synchronous(scfg.steps, scfg.shift, F, scfg.timesteps), clean)
     # Over a mesh that spans processes, a collective: every process gathers the whole clip.
     latents = np.asarray(latents) if mesh is None else to_host(latents)
     video = vae.decode(jnp.asarray(latents))
@@ -149,30 +210,43 @@ def generate(
 
 def _model(graphdef, branches: tuple, batch: int, params, x, t, **kw):
     """The CFG branches as one batch through the DiT, combined by their weights -> v [batch, ...]."""
-    v = nnx.merge(graphdef, params)(jnp.concatenate([x] * len(branches)), t, **kw)
+    n = len(branches)
+    if kw.get("image_context") is not None:
+        kw["image_context"] = jnp.concatenate([kw["image_context"]] * n)
+    v = nnx.merge(graphdef, params)(jnp.concatenate([x] * n), t, **kw)
     combine = lambda v: sum(w * v[i * batch : (i + 1) * batch] for i, (_, _, w) in enumerate(branches))  # noqa: E731
     return (combine(v[0]), v[1]) if kw.get("return_kv") else combine(v)
 
 
+def _timesteps(sigma: jax.Array, integer_t: bool) -> jax.Array:
+    """The DiT's timesteps [F] at sigmas [F]: 1000 sigma, truncated to an integer as Wan's scheduler does
+    (sample.timesteps=wan)."""
+    t = sigma * NUM_TRAIN_TIMESTEPS
+    return jnp.trunc(t) if integer_t else t
+
+
 @functools.lru_cache(maxsize=16)
-def _velocity(graphdef, branches: tuple, batch: int, attn: AttnSpec, a: int, b: int) -> Callable:
-    """velocity((params, context, motion), x, sigma, step) for `sample`; one function per static setting, so the
-    sampler's compiled step is reused by every later call with the same model and shapes."""
+def _velocity(graphdef, branches: tuple, batch: int, attn: AttnSpec, a: int, b: int, integer_t: bool) -> Callable:
+    """velocity((params, context, motion, condition, image_context), x, sigma, step) for `sample`; one function per
+    static setting, so the sampler's compiled step is reused by every later call with the same model and shapes."""
 
     def velocity(inputs, x, sigma, step):
-        params, ctx, motion = inputs
+        params, ctx, motion, condition, image_context = inputs
         on = (step >= a) & (step < b)
         m = None
         if motion is not None:
             m = jax.tree.map(lambda *v: jnp.concatenate(v), *[motion.dropped(~(on & use)) for _, use, _ in branches])
-        t = jnp.broadcast_to(sigma * NUM_TRAIN_TIMESTEPS, (len(branches) * batch, sigma.shape[0]))
-        return _model(graphdef, branches, batch, params, x, t, context=ctx, motion=m, attn=attn)
+        t = jnp.broadcast_to(_timesteps(sigma, integer_t), (len(branches) * batch, sigma.shape[0]))
+        return _model(graphdef, branches, batch, params, with_condition(x, condition), t, context=ctx, motion=m,
+                      attn=attn, image_context=image_context)  # fmt: skip
 
     return velocity
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_velocity(graphdef, branches: tuple, batch: int, attn: AttnSpec, tokens_per_frame: int, length: int):
+def _cached_velocity(
+    graphdef, branches: tuple, batch: int, attn: AttnSpec, tokens_per_frame: int, length: int, integer_t: bool
+):
     """A pyramid velocity that runs the DiT on each step's window of `length` latent frames only
     (`pyramid_windows`), reading the frames before it from a K/V cache it keeps up to date:
     velocity((params, context, motion, starts), x, sigma, i, cache) -> (v, cache), with starts [steps] the
@@ -184,7 +258,7 @@ def _cached_velocity(graphdef, branches: tuple, batch: int, attn: AttnSpec, toke
         params, ctx, _, starts = inputs
         lo = starts[step]
         xw = jax.lax.dynamic_slice_in_dim(x, lo, length, axis=1)
-        t = jax.lax.dynamic_slice_in_dim(sigma, lo, length) * NUM_TRAIN_TIMESTEPS
+        t = _timesteps(jax.lax.dynamic_slice_in_dim(sigma, lo, length), integer_t)
         t = jnp.broadcast_to(t, (len(branches) * batch, length))
         v, kv = _model(graphdef, branches, batch, params, xw, t, context=ctx, attn=attn, kv_cache=(*cache, lo),
                        return_kv=True)  # fmt: skip

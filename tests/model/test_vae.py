@@ -93,3 +93,16 @@ def test_decode_and_config_errors(vae):
         vae.decode(np.zeros((1, 2, 2, 2, 16), np.float32), chunk=0)
     with pytest.raises(WanjaxError, match="attn_scales"):
         WanVAE(VAEConfig(base_dim=4, attn_scales=(0.25,)), rngs=nnx.Rngs(0))
+
+
+def test_wan22_shapes_and_errors():
+    """Wan2.2: 2x2 patches make the spatial stride 16; residual widths must regroup (numbers: tests/parity)."""
+    vae = nnx.eval_shape(lambda: WanVAE(VAEConfig.wan22(), rngs=nnx.Rngs(0)))
+    with pytest.raises(WanjaxError, match="height=24 is not a multiple of 16; use 16 or 32"):
+        vae.encode(np.zeros((1, 5, 24, 32, 3), np.float32))
+    with pytest.raises(WanjaxError, match=r"latents must be \[B, F, h, w, 48\]"):
+        vae.decode(np.zeros((1, 2, 2, 2, 16), np.float32))
+    with pytest.raises(WanjaxError, match="vae.patch_size=0"):
+        VAEConfig(patch_size=0).validate()
+    with pytest.raises(WanjaxError, match=r"vae.dim_mult=\[1, 2, 3, 3\] with is_residual=True: stage 2"):
+        VAEConfig(base_dim=6, dim_mult=(1, 2, 3, 3), is_residual=True).validate()

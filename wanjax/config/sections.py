@@ -141,7 +141,8 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class VAEConfig:
-    """Wan2.1 causal 3D VAE (diffusers `AutoencoderKLWan` fields). Stride 4x8x8 for three downsamples.
+    """Wan causal 3D VAE (diffusers `AutoencoderKLWan` fields). Stride 4x8x8 for three downsamples (Wan2.1);
+    Wan2.2 (`is_residual`, 2x2 patches, z_dim 48) is 4x16x16.
 
     kind "pixel" is the exact, parameter-free pixel codec of the toy models (wanjax.model.pixel): stride
     4 x pixel_size x pixel_size, z_dim = 4 * 3 * pixel_size**2.
@@ -155,6 +156,9 @@ class VAEConfig:
     num_res_blocks: int = 2
     attn_scales: tuple[float, ...] = ()
     temperal_downsample: tuple[bool, ...] = (False, True, True)
+    is_residual: bool = False  # Wan2.2: down/up blocks with parameter-free shortcuts (model/vae_residual.py)
+    patch_size: int = 1  # video pixels per latent-grid side before the encoder (Wan2.2: 2, diffusers' patchify)
+    decoder_base_dim: int | None = None  # the decoder's base width; None = base_dim (Wan2.2: 256 vs 160)
     latents_mean: tuple[float, ...] = (
         -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
         0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
@@ -171,7 +175,11 @@ class VAEConfig:
 
     @property
     def spatial_stride(self) -> int:
-        return self.pixel_size if self.kind == "pixel" else 2 ** (len(self.dim_mult) - 1)
+        return self.pixel_size if self.kind == "pixel" else self.patch_size * 2 ** (len(self.dim_mult) - 1)
+
+    @property
+    def decoder_dim(self) -> int:
+        return self.decoder_base_dim or self.base_dim
 
     def validate(self) -> None:
         _choice("vae.kind", self.kind, ("wan", "pixel"))
@@ -186,10 +194,61 @@ class VAEConfig:
             raise WanjaxError(f"vae.latents_mean/latents_std need z_dim={self.z_dim} values each")
         if len(self.temperal_downsample) != len(self.dim_mult) - 1:
             raise WanjaxError("vae.temperal_downsample needs one entry per downsample (len(dim_mult) - 1)")
+        if not isinstance(self.patch_size, int) or self.patch_size < 1:
+            raise WanjaxError(f"vae.patch_size={self.patch_size!r}: must be an int >= 1 (1 = Wan2.1, 2 = Wan2.2)")
+        if self.decoder_base_dim is not None and self.decoder_base_dim < 1:
+            raise WanjaxError(f"vae.decoder_base_dim={self.decoder_base_dim}: must be >= 1, or unset for base_dim")
+        if self.is_residual:
+            self._check_residual_widths()
+
+    def _check_residual_widths(self) -> None:
+        """Each residual stage's shortcut folds its F = ft·fs² resampled positions into channels and averages
+        (encoder) or splits (decoder) them: encoder C_in·F must be a multiple of C_out, decoder C_out·F of C_in."""
+        enc = [self.base_dim * m for m in (1, *self.dim_mult)]
+        dec = [self.decoder_dim * m for m in (self.dim_mult[-1], *self.dim_mult[::-1])]
+        last = len(self.temperal_downsample)
+        for i in range(len(self.dim_mult)):
+            down = 1 if i == last else 8 if self.temperal_downsample[i] else 4
+            up = 1 if i == last else 8 if self.temperal_downsample[::-1][i] else 4
+            if enc[i] * down % enc[i + 1] or (i < last and dec[i + 1] * up % dec[i]):
+                raise WanjaxError(
+                    f"vae.dim_mult={list(self.dim_mult)} with is_residual=True: stage {i}'s shortcut cannot regroup "
+                    f"its channels (encoder {enc[i]}x{down} -> {enc[i + 1]}, decoder {dec[i]} -> {dec[i + 1]}x{up}); "
+                    "use multipliers that double at most per stage, e.g. [1, 2, 4, 4]"
+                )
 
     @classmethod
     def wan21(cls) -> VAEConfig:
         return cls()
+
+    @classmethod
+    def wan22(cls) -> VAEConfig:
+        """Wan2.2-TI2V-5B's VAE (vae/config.json of Wan-AI/Wan2.2-TI2V-5B-Diffusers)."""
+        mean = (
+            -0.2289, -0.0052, -0.1323, -0.2339, -0.2799, 0.0174, 0.1838, 0.1557,
+            -0.1382, 0.0542, 0.2813, 0.0891, 0.1570, -0.0098, 0.0375, -0.1825,
+            -0.2246, -0.1207, -0.0698, 0.5109, 0.2665, -0.2108, -0.2158, 0.2502,
+            -0.2055, -0.0322, 0.1109, 0.1567, -0.0729, 0.0899, -0.2799, -0.1230,
+            -0.0313, -0.1649, 0.0117, 0.0723, -0.2839, -0.2083, -0.0520, 0.3748,
+            0.0152, 0.1957, 0.1433, -0.2944, 0.3573, -0.0548, -0.1681, -0.0667,
+        )  # fmt: skip
+        std = (
+            0.4765, 1.0364, 0.4514, 1.1677, 0.5313, 0.4990, 0.4818, 0.5013,
+            0.8158, 1.0344, 0.5894, 1.0901, 0.6885, 0.6165, 0.8454, 0.4978,
+            0.5759, 0.3523, 0.7135, 0.6804, 0.5833, 1.4146, 0.8986, 0.5659,
+            0.7069, 0.5338, 0.4889, 0.4917, 0.4069, 0.4999, 0.6866, 0.4093,
+            0.5709, 0.6065, 0.6415, 0.4944, 0.5726, 1.2042, 0.5458, 1.6887,
+            0.3971, 1.0600, 0.3943, 0.5537, 0.5444, 0.4089, 0.7468, 0.7744,
+        )  # fmt: skip
+        return cls(
+            base_dim=160,
+            decoder_base_dim=256,
+            z_dim=48,
+            is_residual=True,
+            patch_size=2,
+            latents_mean=mean,
+            latents_std=std,
+        )
 
     @classmethod
     def tiny(cls) -> VAEConfig:
@@ -283,12 +342,19 @@ class SampleConfig:
     steps: int = 30
     solver: str = "unipc"  # euler | unipc
     shift: float = 5.0
+    # wan: Wan's / diffusers' flow-UniPC sigmas (linspace(1, 1/1000)) and integer model timesteps, as the real
+    # checkpoints sample; continuous: linspace(1, 0) and 1000 sigma as is (what the toy models trained with)
+    timesteps: str = "wan"
     schedule: str = "synchronous"  # synchronous | pyramid | chained
     lag: int = 2
     kv_cache: bool = True  # pyramid: finished segments' K/V cached, not recomputed (dense attention, no brushes)
     window: int = 21
     overlap: int = 5
     guidance_text: float = 5.0
+    guidance_text_2: float | None = None  # two experts (Wan2.2 A14B): the low-noise expert's; None = guidance_text
+    # Two experts: the first (transformer/) denoises while the timestep is >= boundary_ratio x 1000, the second
+    # (transformer_2/) after; None = the checkpoint's own (model_index.json), else one model throughout
+    boundary_ratio: float | None = None
     guidance_motion: float = 1.0
     motion_strength: float = 1.0  # scales the brushes' contribution to the patch tokens
     apply_steps: tuple[int, int] | None = None  # motion only in sampler steps [a, b); None = every step
@@ -311,6 +377,9 @@ class SampleConfig:
             )
         _choice("sample.solver", self.solver, ("euler", "unipc"))
         _choice("sample.schedule", self.schedule, ("synchronous", "pyramid", "chained"))
+        _choice("sample.timesteps", self.timesteps, ("wan", "continuous"))
+        if self.boundary_ratio is not None and not 0 < self.boundary_ratio < 1:
+            raise WanjaxError(f"sample.boundary_ratio={self.boundary_ratio}: need 0 < ratio < 1 (Wan2.2: 0.875, 0.9)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -363,7 +432,7 @@ PRESETS = {
         "wan2.2-i2v-a14b": ModelConfig.wan22_i2v_a14b,
         "tiny": ModelConfig.tiny,
     },
-    "vae": {"wan2.1": VAEConfig.wan21, "tiny": VAEConfig.tiny, "pixel": VAEConfig.pixel},
+    "vae": {"wan2.1": VAEConfig.wan21, "wan2.2": VAEConfig.wan22, "tiny": VAEConfig.tiny, "pixel": VAEConfig.pixel},
 }
 
 

@@ -17,9 +17,20 @@ def shift_sigmas(sigmas: np.ndarray, shift: float) -> np.ndarray:
     return shift * sigmas / (1 + (shift - 1) * sigmas)
 
 
-def sampling_sigmas(steps: int, shift: float) -> np.ndarray:
-    """Decreasing sigmas [steps + 1] from 1 (pure noise) to 0 (clean), shifted."""
-    return shift_sigmas(np.linspace(1.0, 0.0, steps + 1), shift)
+TIMESTEPS = ("wan", "continuous")
+
+
+def sampling_sigmas(steps: int, shift: float, timesteps: str = "continuous") -> np.ndarray:
+    """Decreasing sigmas [steps + 1] from 1 (pure noise) to 0 (clean), shifted.
+
+    timesteps "continuous": linspace(1, 0); "wan": Wan's flow UniPC schedule as diffusers' UniPCMultistepScheduler
+    sets it (use_flow_sigmas): linspace(1, 1/1000, steps + 1) without its last value, shifted, the first lowered
+    by 1e-6, then 0 appended (float32 values, as the scheduler holds them)."""
+    if timesteps == "continuous":
+        return shift_sigmas(np.linspace(1.0, 0.0, steps + 1), shift)
+    sigmas = shift_sigmas(np.linspace(1.0, 1.0 / NUM_TRAIN_TIMESTEPS, steps + 1)[:-1], shift)
+    sigmas[0] -= 1e-6 if abs(sigmas[0] - 1) < 1e-6 else 0.0
+    return np.concatenate([sigmas, [0.0]]).astype(np.float32).astype(np.float64)
 
 
 def add_noise(x: jax.Array, eps: jax.Array, sigma: jax.Array) -> jax.Array:

@@ -22,17 +22,19 @@ from wanjax.errors import WanjaxError
 SCHEDULES = ("synchronous", "pyramid", "chained")
 
 
-def synchronous(steps: int, shift: float, frames: int) -> np.ndarray:
-    """[steps + 1, frames]: Wan's shifted sigmas, the same for every frame."""
-    return np.repeat(sampling_sigmas(steps, shift)[:, None], frames, axis=1)
+def synchronous(steps: int, shift: float, frames: int, timesteps: str = "continuous") -> np.ndarray:
+    """[steps + 1, frames]: Wan's shifted sigmas (`sampling_sigmas`), the same for every frame."""
+    return np.repeat(sampling_sigmas(steps, shift, timesteps)[:, None], frames, axis=1)
 
 
-def pyramid(steps: int, shift: float, frames: int, segment_frames: int, lag: int) -> np.ndarray:
+def pyramid(
+    steps: int, shift: float, frames: int, segment_frames: int, lag: int, timesteps: str = "continuous"
+) -> np.ndarray:
     """[steps + (segments - 1)·lag + 1, frames]: segment j (frames j·segment_frames …) starts j·lag steps late and
     waits at sigma 1 until then; a finished segment stays at 0. lag = 0 is synchronous."""
     if segment_frames < 1 or lag < 0:
         raise WanjaxError(f"pyramid schedule: segment_frames={segment_frames} must be >= 1 and lag={lag} >= 0")
-    base = sampling_sigmas(steps, shift)
+    base = sampling_sigmas(steps, shift, timesteps)
     segment = np.arange(frames) // segment_frames  # [F]
     rows = steps + int(segment[-1]) * lag + 1
     index = np.clip(np.arange(rows)[:, None] - segment[None, :] * lag, 0, steps)  # [rows, F]

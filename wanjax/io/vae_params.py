@@ -1,7 +1,8 @@
 """diffusers `AutoencoderKLWan` folder <-> WanVAE: the key table, the config mapping, load/save.
 
-Our module tree mirrors diffusers' (model/vae_blocks.py), so a reference key maps to our path by swapping
-'.' for '/', 'weight' for 'kernel' and dropping `resample.1`'s Sequential index.
+Our module tree mirrors diffusers' (model/vae_blocks.py, model/vae_residual.py), so a reference key maps to our
+path by swapping '.' for '/', 'weight' for 'kernel' and dropping `resample.1`'s Sequential index. One table
+serves Wan2.1 and Wan2.2 (residual) VAEs: the rules of modules a VAE lacks simply match nothing.
 """
 
 from __future__ import annotations
@@ -61,52 +62,57 @@ def _attention(ref: str) -> list[Rule]:
 
 
 def vae_table() -> list[Rule]:
-    """Reference key -> WanVAE parameter path (Wan2.1 layout; rules for absent modules simply match nothing)."""
+    """Reference key -> WanVAE parameter path (rules for absent modules simply match nothing)."""
     rules = [*_conv("quant_conv"), *_conv("post_quant_conv")]
     for part in ("encoder", "decoder"):
         rules += [*_conv(f"{part}.conv_in"), *_norm(f"{part}.norm_out"), *_conv(f"{part}.conv_out")]
         rules += [*_resblock(f"{part}.mid_block.resnets.{{i}}"), *_attention(f"{part}.mid_block.attentions.{{i}}")]
-    rules += [*_resblock("encoder.down_blocks.{i}"), *_resample("encoder.down_blocks.{i}")]
+    rules += [*_resblock("encoder.down_blocks.{i}"), *_resample("encoder.down_blocks.{i}")]  # Wan2.1: flat
     rules += [*_resblock("decoder.up_blocks.{i}.resnets.{j}"), *_resample("decoder.up_blocks.{i}.upsamplers.{j}")]
+    # Wan2.2's residual blocks (their shortcuts have no parameters).
+    rules += [*_resblock("encoder.down_blocks.{i}.resnets.{j}"), *_resample("encoder.down_blocks.{i}.downsampler")]
+    rules += [*_resample("decoder.up_blocks.{i}.upsampler")]
     return rules
 
 
 def vae_config_from_diffusers(c: dict, **overrides) -> VAEConfig:
-    """VAEConfig from a diffusers `AutoencoderKLWan` config.json (Wan2.1 layout; `overrides` e.g. dtype)."""
+    """VAEConfig from a diffusers `AutoencoderKLWan` config.json (Wan2.1 or Wan2.2; `overrides` e.g. dtype)."""
     d = VAEConfig()
-    base_dim = c.get("base_dim", d.base_dim)
-    unsupported = {
-        "is_residual": (c.get("is_residual", False), False, "Wan2.2 residual VAEs are not supported"),
-        "patch_size": (c.get("patch_size"), None, "patchified (Wan2.2) VAEs are not supported"),
-        "decoder_base_dim": (
-            c.get("decoder_base_dim") or base_dim,
-            base_dim,
-            "a separate decoder width is unsupported",
-        ),
-        "in_channels": (c.get("in_channels", 3), 3, "RGB video only"),
-        "out_channels": (c.get("out_channels", 3), 3, "RGB video only"),
-    }
-    for key, (value, supported, why) in unsupported.items():
-        if value != supported:
-            raise WanjaxError(f"config.json sets {key}={value!r}: {why} (expected {supported!r})")
-    return VAEConfig(
-        base_dim=base_dim,
+    patch = c.get("patch_size") or 1  # diffusers: None = no patchify
+    cfg = VAEConfig(
+        base_dim=c.get("base_dim", d.base_dim),
+        decoder_base_dim=c.get("decoder_base_dim"),
         z_dim=c.get("z_dim", d.z_dim),
         dim_mult=tuple(c.get("dim_mult", d.dim_mult)),
         num_res_blocks=c.get("num_res_blocks", d.num_res_blocks),
         attn_scales=tuple(float(s) for s in c.get("attn_scales", d.attn_scales)),
         temperal_downsample=tuple(bool(t) for t in c.get("temperal_downsample", d.temperal_downsample)),
+        is_residual=bool(c.get("is_residual", False)),
+        patch_size=patch,
         latents_mean=tuple(float(m) for m in c.get("latents_mean", d.latents_mean)),
         latents_std=tuple(float(s) for s in c.get("latents_std", d.latents_std)),
         **overrides,
     )
+    cfg.validate()
+    derived = {
+        "in_channels": (3 * patch**2, "RGB video, 3 x patch_size**2 channels after patchify"),
+        "out_channels": (3 * patch**2, "RGB video, 3 x patch_size**2 channels before unpatchify"),
+        "scale_factor_spatial": (cfg.spatial_stride, "patch_size x 2**(len(dim_mult) - 1)"),
+        "scale_factor_temporal": (cfg.temporal_stride, "2**sum(temperal_downsample)"),
+    }
+    for key, (expected, why) in derived.items():
+        value = c.get(key)
+        if value is not None and value != expected:
+            raise WanjaxError(f"config.json sets {key}={value!r}: expected {expected} ({why})")
+    return cfg
 
 
 def vae_config_to_diffusers(cfg: VAEConfig) -> dict:
+    channels = 3 * cfg.patch_size**2
     return {
         "_class_name": "AutoencoderKLWan",
         "base_dim": cfg.base_dim,
-        "decoder_base_dim": None,
+        "decoder_base_dim": cfg.decoder_base_dim,
         "z_dim": cfg.z_dim,
         "dim_mult": list(cfg.dim_mult),
         "num_res_blocks": cfg.num_res_blocks,
@@ -115,10 +121,10 @@ def vae_config_to_diffusers(cfg: VAEConfig) -> dict:
         "dropout": 0.0,
         "latents_mean": list(cfg.latents_mean),
         "latents_std": list(cfg.latents_std),
-        "is_residual": False,
-        "in_channels": 3,
-        "out_channels": 3,
-        "patch_size": None,
+        "is_residual": cfg.is_residual,
+        "in_channels": channels,
+        "out_channels": channels,
+        "patch_size": cfg.patch_size if cfg.patch_size > 1 else None,
         "scale_factor_temporal": cfg.temporal_stride,
         "scale_factor_spatial": cfg.spatial_stride,
     }

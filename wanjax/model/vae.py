@@ -1,8 +1,11 @@
-"""The Wan2.1 causal 3D VAE (diffusers `AutoencoderKLWan`), channels-last, streaming over time.
+"""The Wan2.1 and Wan2.2 causal 3D VAEs (diffusers `AutoencoderKLWan`), channels-last, streaming over time.
 
-    vae = WanVAE(VAEConfig.wan21(), rngs=nnx.Rngs(0))     # or wanjax.load_vae(folder)
-    z = vae.encode(video)    # [B, T, H, W, 3] in [-1, 1], T = 4k+1 -> [B, F, H/8, W/8, 16], F = k+1 (normalised)
-    video = vae.decode(z)    # [B, F, h, w, 16] -> [B, 4(F-1)+1, 8h, 8w, 3] in [-1, 1]
+    vae = WanVAE(VAEConfig.wan21(), rngs=nnx.Rngs(0))     # or VAEConfig.wan22(), or wanjax.load_vae(folder)
+    z = vae.encode(video)    # [B, T, H, W, 3] in [-1, 1], T = 4k+1 -> [B, F, H/s, W/s, z_dim], F = k+1 (normalised)
+    video = vae.decode(z)    # [B, F, h, w, z_dim] -> [B, 4(F-1)+1, s h, s w, 3] in [-1, 1]
+
+s = cfg.spatial_stride: 8 for Wan2.1 (z_dim 16); 16 for Wan2.2 (z_dim 48), whose encoder sees 2x2 pixel patches
+and whose down/up blocks carry parameter-free shortcuts (vae_residual.py).
 
 Both run the causal encoder/decoder chunk by chunk inside one `lax.scan`, carrying the causal convs' cache
 (see vae_blocks.py), so memory is bounded by one chunk and the result equals one piece: no tiles, no seams.
@@ -24,34 +27,44 @@ from wanjax.model.vae_blocks import (
     Conv,
     MidBlock,
     Resample,
-    ResidualBlock,
     RMSNorm,
     UpBlock,
     causal_conv,
     norm_act_conv,
+    resnet_stack,
     run_causal,
 )
+from wanjax.model.vae_residual import ResidualDownBlock, ResidualUpBlock, patchify, unpatchify
+
+
+def _modes(cfg: VAEConfig, kind: str, temporal: tuple[bool, ...]) -> list[str | None]:
+    """Resample mode after each of the len(dim_mult) stages ("{kind}3d" / "{kind}2d"); the last stage has none."""
+    return [f"{kind}3d" if t else f"{kind}2d" for t in temporal] + [None] * (len(cfg.dim_mult) - len(temporal))
 
 
 class Encoder(nnx.Module):
     def __init__(self, cfg: VAEConfig, *, rngs: nnx.Rngs):
         kw = {"dtype": jnp.dtype(cfg.dtype), "rngs": rngs}
         dims = [cfg.base_dim * m for m in (1, *cfg.dim_mult)]
-        self.conv_in = Conv(3, dims[0], (3, 3, 3), **kw)
+        self.patch = cfg.patch_size
+        self.conv_in = Conv(3 * cfg.patch_size**2, dims[0], (3, 3, 3), **kw)
         blocks = []
-        for i, (cin, cout) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
-            blocks += [ResidualBlock(cin if j == 0 else cout, cout, **kw) for j in range(cfg.num_res_blocks)]
-            if i < len(cfg.temperal_downsample):
-                blocks.append(Resample(cout, "downsample3d" if cfg.temperal_downsample[i] else "downsample2d", **kw))
+        stages = zip(dims[:-1], dims[1:], _modes(cfg, "downsample", cfg.temperal_downsample), strict=True)
+        for cin, cout, mode in stages:
+            if cfg.is_residual:
+                blocks.append(ResidualDownBlock(cin, cout, cfg.num_res_blocks, mode, **kw))
+            else:  # Wan2.1 lists the stages' residual blocks and resamplers flat
+                blocks += resnet_stack(cin, cout, cfg.num_res_blocks, **kw)
+                blocks += [Resample(cout, mode, **kw)] if mode else []
         self.down_blocks = nnx.List(blocks)
         self.mid_block = MidBlock(dims[-1], **kw)
         self.norm_out = RMSNorm(dims[-1])
         self.conv_out = Conv(dims[-1], 2 * cfg.z_dim, (3, 3, 3), **kw)  # posterior mean and log-variance
 
     def __call__(self, x: jax.Array, cache: tuple | None) -> tuple[jax.Array, tuple]:
-        """x [B, T, H, W, 3] -> (moments [B, T', H/8, W/8, 2 z_dim], cache); T' = T/4, or (T-1)/4+1 at the start."""
+        """x [B, T, H, W, 3] -> (moments [B, T', H/s, W/s, 2 z_dim], cache); T' = T/4, or (T-1)/4+1 at the start."""
         c_in, c_blocks, c_out = cache or (None, None, None)
-        x, c_in = causal_conv(self.conv_in, x, c_in)
+        x, c_in = causal_conv(self.conv_in, patchify(x, self.patch), c_in)
         x, c_blocks = run_causal([*self.down_blocks, self.mid_block], x, c_blocks)
         x, c_out = norm_act_conv(self.norm_out, self.conv_out, x, c_out)
         return x, (c_in, c_blocks, c_out)
@@ -60,26 +73,28 @@ class Encoder(nnx.Module):
 class Decoder(nnx.Module):
     def __init__(self, cfg: VAEConfig, *, rngs: nnx.Rngs):
         kw = {"dtype": jnp.dtype(cfg.dtype), "rngs": rngs}
-        dims = [cfg.base_dim * m for m in (cfg.dim_mult[-1], *cfg.dim_mult[::-1])]
-        upsample = cfg.temperal_downsample[::-1]
+        dims = [cfg.decoder_dim * m for m in (cfg.dim_mult[-1], *cfg.dim_mult[::-1])]
+        self.patch = cfg.patch_size
         self.conv_in = Conv(cfg.z_dim, dims[0], (3, 3, 3), **kw)
         self.mid_block = MidBlock(dims[0], **kw)
         blocks = []
-        for i, (cin, cout) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
-            mode = None if i == len(upsample) else "upsample3d" if upsample[i] else "upsample2d"
-            # Each upsampler halves the channels (Wan2.1), so later blocks take half the previous width.
-            blocks.append(UpBlock(cin if i == 0 else cin // 2, cout, cfg.num_res_blocks, mode, **kw))
+        stages = zip(dims[:-1], dims[1:], _modes(cfg, "upsample", cfg.temperal_downsample[::-1]), strict=True)
+        for i, (cin, cout, mode) in enumerate(stages):
+            if cfg.is_residual:
+                blocks.append(ResidualUpBlock(cin, cout, cfg.num_res_blocks, mode, **kw))
+            else:  # each Wan2.1 upsampler halves the channels, so later blocks take half the previous width
+                blocks.append(UpBlock(cin if i == 0 else cin // 2, cout, cfg.num_res_blocks, mode, **kw))
         self.up_blocks = nnx.List(blocks)
         self.norm_out = RMSNorm(dims[-1])
-        self.conv_out = Conv(dims[-1], 3, (3, 3, 3), **kw)
+        self.conv_out = Conv(dims[-1], 3 * cfg.patch_size**2, (3, 3, 3), **kw)
 
     def __call__(self, z: jax.Array, cache: tuple | None) -> tuple[jax.Array, tuple]:
-        """z [B, F, h, w, z_dim] -> (video [B, 4F, 8h, 8w, 3], cache); 4(F-1)+1 frames at the start."""
+        """z [B, F, h, w, z_dim] -> (video [B, 4F, s h, s w, 3], cache); 4(F-1)+1 frames at the start."""
         c_in, c_blocks, c_out = cache or (None, None, None)
         x, c_in = causal_conv(self.conv_in, z, c_in)
         x, c_blocks = run_causal([self.mid_block, *self.up_blocks], x, c_blocks)
         x, c_out = norm_act_conv(self.norm_out, self.conv_out, x, c_out)
-        return x, (c_in, c_blocks, c_out)
+        return unpatchify(x, self.patch), (c_in, c_blocks, c_out)
 
 
 def stream(step: Callable, x: jax.Array, first: int, size: int) -> jax.Array:
@@ -103,13 +118,13 @@ def stream(step: Callable, x: jax.Array, first: int, size: int) -> jax.Array:
 
 
 class WanVAE(nnx.Module):
-    """Encoder, quant convs and decoder of Wan2.1's VAE; `encode`/`decode` stream `chunk` latent frames at a time."""
+    """Encoder, quant convs and decoder of Wan's VAE; `encode`/`decode` stream `chunk` latent frames at a time."""
 
     def __init__(self, cfg: VAEConfig, *, rngs: nnx.Rngs):
         cfg.validate()
         if cfg.attn_scales:
             # diffusers' and Wan's encoders both fail on attention inside down_blocks (it gets a cache argument).
-            raise WanjaxError(f"vae.attn_scales={list(cfg.attn_scales)}: only [] (Wan2.1) is supported")
+            raise WanjaxError(f"vae.attn_scales={list(cfg.attn_scales)}: only [] (Wan2.1, Wan2.2) is supported")
         self.cfg = cfg
         kw = {"dtype": jnp.dtype(cfg.dtype), "rngs": rngs}
         self.encoder = Encoder(cfg, rngs=rngs)
@@ -118,7 +133,8 @@ class WanVAE(nnx.Module):
         self.decoder = Decoder(cfg, rngs=rngs)
 
     def encode(self, video: jax.Array, chunk: int = 1) -> jax.Array:
-        """video [B, T, H, W, 3] in [-1, 1] -> normalised latents [B, F, H/8, W/8, z_dim], F = (T-1)/4 + 1.
+        """video [B, T, H, W, 3] in [-1, 1] -> normalised latents [B, F, H/s, W/s, z_dim], F = (T-1)/4 + 1,
+        s = cfg.spatial_stride.
 
         Latents = (posterior mean - latents_mean) / latents_std. Streams 4*chunk frames (chunk latent frames)
         at a time after the first; memory grows with `chunk`, the result does not change.
@@ -128,7 +144,7 @@ class WanVAE(nnx.Module):
         return _encode(self, jnp.asarray(video), chunk)
 
     def decode(self, z: jax.Array, chunk: int = 1) -> jax.Array:
-        """Normalised latents [B, F, h, w, z_dim] -> video [B, 4(F-1)+1, 8h, 8w, 3] clamped to [-1, 1].
+        """Normalised latents [B, F, h, w, z_dim] -> video [B, 4(F-1)+1, s h, s w, 3] clamped to [-1, 1].
 
         Streams `chunk` latent frames at a time; memory grows with `chunk`, the result does not change.
         """

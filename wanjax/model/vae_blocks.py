@@ -1,4 +1,4 @@
-"""Blocks of the Wan2.1 causal 3D VAE (diffusers `autoencoder_kl_wan.py`), channels-last, with a functional cache.
+"""Blocks of the Wan causal 3D VAE (diffusers `autoencoder_kl_wan.py`), channels-last, with a functional cache.
 
 Every causal layer is `layer(x, cache) -> (y, cache)` on a chunk of frames x [B, T, H, W, C]. `cache` is a
 pytree of arrays (the last input frames each causal conv saw) or None at the start of the video, so a video
@@ -162,11 +162,12 @@ class MidBlock(nnx.Module):
 class Resample(nnx.Module):
     """Spatial 2x (conv after nearest upsampling / strided conv) and, in the 3-D modes, temporal 2x."""
 
-    def __init__(self, dim: int, mode: str, *, dtype: jnp.dtype, rngs: nnx.Rngs):
+    def __init__(self, dim: int, mode: str, *, out_dim: int | None = None, dtype: jnp.dtype, rngs: nnx.Rngs):
         self.mode = mode
         temporal = mode.endswith("3d")
         if mode.startswith("up"):
-            self.resample = Conv(dim, dim // 2, (3, 3), dtype=dtype, rngs=rngs)
+            # Wan2.1's upsamplers halve the width; Wan2.2's residual up blocks keep it (out_dim = dim).
+            self.resample = Conv(dim, out_dim or dim // 2, (3, 3), dtype=dtype, rngs=rngs)
             # Two output frames per input frame, stacked along channels.
             self.time_conv = Conv(dim, 2 * dim, (3, 1, 1), dtype=dtype, rngs=rngs) if temporal else None
         else:
@@ -205,10 +206,14 @@ class Resample(nnx.Module):
         return self.time_conv(h), cache
 
 
+def resnet_stack(cin: int, cout: int, n: int, *, dtype: jnp.dtype, rngs: nnx.Rngs) -> nnx.List:
+    """n residual blocks, cin -> cout then cout -> cout."""
+    return nnx.List([ResidualBlock(cin if j == 0 else cout, cout, dtype=dtype, rngs=rngs) for j in range(n)])
+
+
 class UpBlock(nnx.Module):
     def __init__(self, cin: int, cout: int, num_res_blocks: int, mode: str | None, *, dtype: jnp.dtype, rngs: nnx.Rngs):
-        dims = [cin] + [cout] * num_res_blocks
-        self.resnets = nnx.List([ResidualBlock(d, cout, dtype=dtype, rngs=rngs) for d in dims])
+        self.resnets = resnet_stack(cin, cout, num_res_blocks + 1, dtype=dtype, rngs=rngs)
         self.upsamplers = nnx.List([Resample(cout, mode, dtype=dtype, rngs=rngs)] if mode else [])
 
     def __call__(self, x: jax.Array, cache: tuple | None) -> tuple[jax.Array, tuple]:
