@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-model sprites60-model pictures test bench lint clean
+.PHONY: demo demo-model sprites60-model pictures test bench bench-accel lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -50,6 +50,12 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python scripts/bench.py --json bench/results.json --readme README.md
+
+# On a GPU or TPU machine, with jax[cuda12] or jax[tpu] in .venv (README, "On an accelerator"; ~5 min estimated on
+# one H100): Wan2.1-1.3B forward, train step, sampling, and diffusers' forward where a CUDA torch and diffusers are
+# installed (the package only here: the parity extra's pinned torch must not replace the machine's).
+bench-accel: $(VENV)/.installed
+	$(BIN)/wanjax bench --suite accel --json bench/accel.json
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check wanjax tests scripts

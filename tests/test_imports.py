@@ -65,3 +65,14 @@ def test_no_module_imports_one_that_imports_it_back():
     graph = import_graph()
     assert "wanjax.parallel.ring" in graph["wanjax.model.attention"]  # the graph sees imports
     assert cycles(graph) == []
+
+
+def test_the_model_layer_imports_no_higher_layer():
+    """model/ (the networks) imports nothing from motion/ (brush files), train/, data/ or the sampler."""
+    graph = import_graph()
+    higher = ("wanjax.motion", "wanjax.train", "wanjax.data", "wanjax.sample")
+    reach = {
+        m: {e for e in edges if e.startswith(higher)} for m, edges in graph.items() if m.startswith("wanjax.model")
+    }
+    assert "wanjax.model.motion" in graph["wanjax.model.dit"]  # the graph sees the model's own motion embedding
+    assert {m: e for m, e in reach.items() if e} == {}

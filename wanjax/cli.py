@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("config", help="YAML config, e.g. configs/tiny.yaml")
     s.add_argument("--ckpt", help="wanjax checkpoint or diffusers Wan pipeline folder (None: sample.checkpoint's)")
     s.add_argument("--image", help="first frame PNG (image-to-video); its size sets sample.height/width")
+    s.add_argument(
+        "--last-image", help="last frame PNG, --image's size (first-last-frame: Wan2.1-FLF2V/I2V, Wan2.2-I2V-A14B)"
+    )
     s.add_argument("--brush", help="motion brush JSON (needs --image); its frame count sets sample.frames")
     s.add_argument("--prompt", help="text prompt (needs a checkpoint with text_encoder/ + tokenizer/)")
     s.add_argument("--seed", type=int, help="noise seed (None: sample.seed)")
@@ -70,10 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("dst", help="a local folder or gs://bucket/prefix")
 
     b = command("bench", "every benchmark (DiT vs diffusers, train, sampler, compile cache, ring attention) -> JSON")
-    b.add_argument("--json", default="bench/results.json", help="where to write results")
+    b.add_argument("--json", help="where to write results (None: bench/results.json; --suite accel: bench/accel.json)")
     b.add_argument("--max-tokens", type=int, default=65536, help="longest ring-attention sequence")
     b.add_argument("--readme", default=None, help="also rewrite this README's benchmark block (make bench: README.md)")
     b.add_argument("--only", nargs="+", default=(), metavar="PART", help="re-measure these parts, keep the others")
+    b.add_argument(
+        "--suite", choices=("default", "accel"), default="default",
+        help="default: the benchmarks named above; accel: Wan2.1-1.3B forward, train step, sampling (and "
+        "diffusers) on the GPU or TPU that JAX sees (wanjax/bench/accel.py)",
+    )  # fmt: skip
+    b.add_argument("--tiny", action="store_true", help="--suite accel at a tiny config, on CPU too (a smoke run)")
 
     la = command("launch", "run a wanjax COMMAND as N local processes of one JAX job (a pod job on one machine)")
     la.add_argument("--nproc", type=int, required=True, help="number of processes")
@@ -106,7 +115,7 @@ def _run(args: argparse.Namespace) -> None:
 
         paths = run_sample(
             args.config, args.out, ckpt=args.ckpt, seed=args.seed, prompt=args.prompt, image=args.image,
-            brush=args.brush, overrides=args.overrides,
+            brush=args.brush, overrides=args.overrides, last_image=args.last_image,
         )  # fmt: skip
         print("\n".join(str(p) for p in paths.values()))
     elif args.command == "train":
@@ -123,10 +132,18 @@ def _run(args: argparse.Namespace) -> None:
         from wanjax.io.export import export
 
         print("\n".join(export(args.src, args.dst)))
+    elif args.suite == "accel":
+        if args.readme or args.only:
+            raise WanjaxError("--readme and --only are for --suite default; --suite accel prints its table to paste")
+        from wanjax.bench.accel import main as accel
+
+        accel(args.json or "bench/accel.json", args.tiny)
     else:
+        if args.tiny:
+            raise WanjaxError("--tiny is for --suite accel: add --suite accel")
         from wanjax.bench.report import main as bench
 
-        bench(args.json, args.max_tokens, args.readme, tuple(args.only))
+        bench(args.json or "bench/results.json", args.max_tokens, args.readme, tuple(args.only))
 
 
 def main(argv: list[str] | None = None) -> int:

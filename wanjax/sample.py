@@ -24,11 +24,13 @@ from wanjax.diffusion.schedules import attention_mask, chained_windows, pyramid,
 from wanjax.errors import WanjaxError
 from wanjax.io.export import to_uint8, write_sample
 from wanjax.model.dit import AttnSpec, WanDiT
+from wanjax.model.motion import Motion
 from wanjax.model.pixel import make_vae
-from wanjax.motion.embed import Motion, motion_input
+from wanjax.motion.embed import motion_input
 from wanjax.parallel.distributed import replicated, to_host
 from wanjax.parallel.mesh import maybe_initialize_distributed
-from wanjax.parallel.partition import shard_module
+from wanjax.parallel.partition import place, shard_module
+from wanjax.sample_inputs import image_tokens, read_frames, require_image
 
 ASSETS = Path(__file__).parent / "assets"
 DEMO_CHECKPOINT = ASSETS / "demo"
@@ -63,22 +65,6 @@ def latent_shape(scfg: SampleConfig, cfg: Config) -> tuple[int, int, int, int]:
     return (scfg.frames - 1) // ts + 1, scfg.height // ss, scfg.width // ss, cfg.model.out_channels
 
 
-def check_parts(cfg: Config) -> None:
-    """The DiT and the VAE of one checkpoint must fit: its output channels are the VAE's latent channels, and extra
-    input channels are an image-to-video condition (mask of temporal-stride channels + image latent)."""
-    m, z, ts = cfg.model, cfg.vae.z_dim, cfg.vae.temporal_stride
-    if m.out_channels != z:
-        raise WanjaxError(
-            f"the DiT predicts {m.out_channels}-channel latents but the VAE's have {z} (vae.z_dim): the folder mixes "
-            "parts of different models (e.g. a Wan2.2-TI2V-5B DiT needs the Wan2.2 VAE)"
-        )
-    if m.in_channels not in (m.out_channels, m.out_channels + ts + z):
-        raise WanjaxError(
-            f"the DiT reads {m.in_channels} channels: expected {m.out_channels} (text- or clean-first-frame "
-            f"image-to-video) or {m.out_channels + ts + z} (noise + {ts} mask + {z} image latent channels)"
-        )
-
-
 def generate(
     dit: WanDiT,
     vae: nnx.Module,
@@ -105,13 +91,14 @@ def generate(
     the noise, with last_image too (first-last-frame); otherwise latent frame 0 is the image's latent, clean (sigma
     0) at every step. image_context [B, I, image_dim]: CLIP image tokens (Wan2.1-I2V / FLF2V). noise: the
     starting latents [B, F, h, w, C] (default: drawn from seed). expert_2: Wan2.2 A14B's low-noise expert, used from
-    the step whose timestep falls below sample.boundary_ratio x 1000, with sample.guidance_text_2. motion: brush
+    the step whose timestep falls below sample.boundary_ratio x 1000, with sample.guidance_text_2 (with
+    sample.expert_offload the expert not in use waits in host memory). motion: brush
     tracks of the B videos, injected in sampler steps sample.apply_steps with sample.motion_strength and guided with
     sample.guidance_motion (text guidance only applies with text, i.e. a non-zero context). mesh: attention and
     activations sharded over it (frames over 'ring': mesh.attention 'auto' runs ring attention when the ring axis
     is > 1)."""
     scfg = cfg.sample
-    check_parts(cfg)
+    cfg.validate()  # the DiT and the VAE fit each other (Config.check_parts)
     shape = latent_shape(scfg, cfg)
     B, F = context.shape[0], shape[0]
     x = jax.random.normal(jax.random.key(seed), (B, *shape), jnp.float32) if noise is None else jnp.asarray(noise)
@@ -160,8 +147,20 @@ def generate(
     if expert_2 is not None:
         g2 = scfg.guidance_text if scfg.guidance_text_2 is None else scfg.guidance_text_2
         branches_2, ctx_2 = branch_inputs(guidance_weights(has_text, motion is not None, g2, scfg.guidance_motion))
-        graphdef_2, params_2 = nnx.split(expert_2)
-        switch = (_velocity(graphdef_2, branches_2, B, attn, a, b, integer_t), (params_2, ctx_2, *inputs[2:]))
+        graphdef_2 = nnx.graphdef(expert_2)
+        switch = (_velocity(graphdef_2, branches_2, B, attn, a, b, integer_t), ctx_2)
+        if scfg.expert_offload:
+            if scfg.schedule != "synchronous":
+                raise WanjaxError("sample.expert_offload moves each expert once: use sample.schedule=synchronous")
+            place(expert_2, "pinned_host")
+
+    def second_expert(inputs):
+        """The second expert's inputs at its first step; with sample.expert_offload, the first expert goes to host
+        memory and the second to the devices first (one expert's weights on the devices at a time)."""
+        if scfg.expert_offload:
+            place(dit, "pinned_host")
+            place(expert_2, "device")
+        return (nnx.state(expert_2), switch[1], *inputs[2:])
 
     def denoise(x, sigmas, keep, velocity=velocity, inputs=inputs, carry=None):
         sigmas[:, keep] = 0.0
@@ -169,7 +168,7 @@ def generate(
         if switch is not None:
             if scfg.boundary_ratio is None:
                 raise WanjaxError("two experts need sample.boundary_ratio (Wan2.2 A14B: T2V 0.875, I2V 0.9)")
-            after = (expert_switch(sigmas, scfg.boundary_ratio), *switch)
+            after = (expert_switch(sigmas, scfg.boundary_ratio), switch[0], functools.partial(second_expert, inputs))
         return sample(velocity, inputs, x, sigmas, progress, scfg.solver, carry, after)
 
     if scfg.schedule == "chained":
@@ -202,6 +201,9 @@ def generate(
             latents = denoise(x, sigmas, clean)
     else:
         latents = denoise(x, synchronous(scfg.steps, scfg.shift, F, scfg.timesteps), clean)
+    if expert_2 is not None and scfg.expert_offload:  # back as they came: the first on the devices, the second not
+        place(expert_2, "pinned_host")
+        place(dit, "device")
     # Over a mesh that spans processes, a collective: every process gathers the whole clip.
     latents = np.asarray(latents) if mesh is None else to_host(latents)
     video = vae.decode(jnp.asarray(latents))
@@ -268,26 +270,6 @@ def _cached_velocity(
     return velocity
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """A first frame from an image file -> uint8 [H, W, 3] (grey is repeated, alpha dropped)."""
-    import imageio.v3 as iio
-
-    path = Path(path)
-    if not path.is_file():
-        raise WanjaxError(f"--image {path} not found; give a PNG/JPEG first frame")
-    try:
-        img = np.asarray(iio.imread(path))
-    except Exception as e:  # imageio raises several unrelated types for unreadable files
-        raise WanjaxError(f"--image {path} is not a readable image ({e})") from None
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=-1)
-    if img.ndim != 3 or img.shape[-1] not in (3, 4):
-        raise WanjaxError(f"--image {path} has shape {img.shape}; expected an RGB(A) or grey image")
-    if img.dtype != np.uint8:
-        raise WanjaxError(f"--image {path} is {img.dtype}; save it as 8-bit RGB")
-    return img[..., :3]
-
-
 def run_sample(
     config: str | Path | None,
     out: str | Path,
@@ -299,18 +281,22 @@ def run_sample(
     brush: str | Path | dict | None = None,
     overrides: list[str] = (),
     name: str = "sample",
+    last_image: str | Path | None = None,
 ) -> dict[str, Path]:
     """Load, generate, write OUT/NAME.{mp4,gif,png,npz,json} (+ NAME_overlay.{png,gif,mp4} with brushes).
 
-    image: first frame (image-to-video); its size sets sample.height/width. brush: a brush file painted on it; its
-    frame count sets sample.frames. An explicit sample.* override that contradicts either is an error. Without a
-    checkpoint (none given, none bundled): random weights."""
+    image: first frame (image-to-video); its size sets sample.height/width. last_image: the last frame too (a model
+    with condition channels: Wan2.1-FLF2V/I2V, Wan2.2-I2V-A14B), of the same size. brush: a brush file painted on
+    the image; its frame count sets sample.frames. An explicit sample.* override that contradicts either is an
+    error. The checkpoint gives the architecture, its second expert and boundary ratio (unless sample.boundary_ratio
+    is set) and CLIP image tokens of the images (a DiT with model.image_dim). Without a checkpoint (none given,
+    none bundled): random weights."""
     if brush is not None and image is None:
         raise WanjaxError("--brush needs --image: brushes are painted on the first frame the video starts from")
     maybe_initialize_distributed()  # one of several processes (`wanjax launch`, a pod): join the job first
     cfg = load_config(config, overrides)
     explicit = {o.split("=", 1)[0].strip() for o in overrides}
-    first = read_image(image) if image is not None else None
+    first, last = read_frames(image, last_image)
     brushes = None
     if first is not None:
         cfg = _fit(cfg, explicit, {"height": first.shape[0], "width": first.shape[1]}, f"--image {image}")
@@ -321,13 +307,25 @@ def run_sample(
         cfg = _fit(cfg, explicit, {"frames": brushes["frames"]}, f"--brush {brush}")
     ckpt = Path(ckpt) if ckpt is not None else default_checkpoint(cfg.sample.checkpoint)
     t0 = time.perf_counter()
+    pipe = None
     if ckpt is None:
         dit, vae = WanDiT(cfg.model, rngs=nnx.Rngs(0)), make_vae(cfg.vae, nnx.Rngs(1))
     else:
-        from wanjax.io.weights import load_checkpoint
+        from wanjax.io.weights import load_pipeline
 
-        ckpt_cfg, dit, vae = load_checkpoint(ckpt)  # the checkpoint's architecture wins over CONFIG's
-        cfg = dataclasses.replace(cfg, model=ckpt_cfg.model, vae=ckpt_cfg.vae)
+        pipe = load_pipeline(ckpt)  # the checkpoint's architecture wins over CONFIG's
+        dit, vae = pipe.dit, pipe.vae
+        ratio = pipe.boundary_ratio if cfg.sample.boundary_ratio is None else cfg.sample.boundary_ratio
+        sample = dataclasses.replace(cfg.sample, boundary_ratio=ratio)
+        cfg = dataclasses.replace(cfg, model=pipe.cfg.model, vae=pipe.cfg.vae, sample=sample)
+    cfg.validate()  # the DiT and the VAE fit (Config.check_parts)
+    require_image(cfg.model, str(ckpt or "the random-init model"), first)
+    if first is not None:  # the image's size must fit the latent grid: say so before any work
+        try:
+            latent_shape(dataclasses.replace(cfg.sample, frames=1), cfg)
+        except WanjaxError as e:
+            size = f"{first.shape[1]}x{first.shape[0]}"
+            raise WanjaxError(f"--image {image} is {size} pixels: {e} (resize or crop the image)") from None
     if brushes is not None and cfg.model.motion == "none":
         raise WanjaxError(
             f"--brush: the model ({ckpt or 'random init'}) has no motion input (model.motion=none); use a brush "
@@ -349,8 +347,14 @@ def run_sample(
         from wanjax.parallel.mesh import make_mesh
 
         mesh = make_mesh(cfg.mesh)
-    start = None if first is None else first[None]
-    frames, latents = generate(dit, vae, cfg, seed, context, image=start, motion=motion, mesh=mesh)
+    image_context, expert_2 = None, None
+    if pipe is not None:
+        expert_2 = pipe.expert_2
+        if pipe.clip is not None:
+            image_context = image_tokens(pipe.clip, pipe.image_processor, cfg.model, first, last)
+    start, end = (None if a is None else a[None] for a in (first, last))
+    frames, latents = generate(dit, vae, cfg, seed, context, image=start, last_image=end, image_context=image_context,
+                               motion=motion, mesh=mesh, expert_2=expert_2)  # fmt: skip
     frames, latents = frames[0], latents[0]
     t_done = time.perf_counter()
     if jax.process_index() != 0:  # one clip, sampled by all processes together: process 0 writes it
@@ -361,6 +365,7 @@ def run_sample(
         "seed": seed,
         "prompt": prompt,
         "image": None if image is None else str(image),
+        "last_image": None if last_image is None else str(last_image),
         "brushes": brushes,
         "frames": list(frames.shape),
         "timings_s": {"load": round(t_load - t0, 3), "generate": round(t_done - t_load, 3)},

@@ -14,9 +14,10 @@ from wanjax.data.sprites import brush_sprites
 from wanjax.diffusion.samplers import guidance_weights
 from wanjax.errors import WanjaxError
 from wanjax.model.dit import AttnSpec, WanDiT
+from wanjax.model.motion import bilinear, splat
 from wanjax.model.pixel import PixelCodec
 from wanjax.motion import compile_brushes
-from wanjax.motion.embed import bilinear, frame_groups, motion_input, splat
+from wanjax.motion.embed import frame_groups, motion_input
 from wanjax.parallel.mesh import make_mesh
 from wanjax.parallel.partition import shard_module
 from wanjax.sample import generate

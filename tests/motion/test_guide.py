@@ -12,10 +12,10 @@ from flax import nnx
 from wanjax.config import ModelConfig, VAEConfig
 from wanjax.errors import WanjaxError
 from wanjax.model.dit import WanDiT
+from wanjax.model.guide import fill, warp_guide
 from wanjax.model.pixel import PixelCodec
 from wanjax.motion import compile_brushes
 from wanjax.motion.embed import motion_input
-from wanjax.motion.guide import fill, warp_guide
 
 VAE = VAEConfig(kind="pixel", pixel_size=4, z_dim=192)
 SIZE, FRAMES = 32, 9

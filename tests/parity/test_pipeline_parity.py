@@ -5,6 +5,7 @@ image(s) and prompt embeddings, give the same latents. The A14B cases cross the 
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import PIL.Image
@@ -18,6 +19,7 @@ from diffusers import (
     WanPipeline,
     WanTransformer3DModel,
 )
+from flax import nnx
 
 from wanjax.config import Config, ModelConfig, SampleConfig, VAEConfig
 from wanjax.io.clip_image import load_image_processor, preprocess
@@ -150,7 +152,14 @@ def test_latents_match_diffusers_pipeline(family, tmp_path):
     _, ours = generate(dit, ours_vae, run, 0, jnp.asarray(prompt), **kw)
     assert ours.shape == ref.shape
     assert _rel(ours, ref) <= 1e-4  # measured 4.7e-7 .. 6.6e-7
-    if boundary:  # the second expert counts: the first alone throughout gives other latents
+    if boundary:
+        # One expert on the devices at a time: the same latents; afterwards the first is on the devices again and
+        # the second in host memory.
+        offload = dataclasses.replace(run, sample=dataclasses.replace(sample, expert_offload=True))
+        np.testing.assert_array_equal(generate(dit, ours_vae, offload, 0, jnp.asarray(prompt), **kw)[1], ours)
+        kinds = lambda m: {a.sharding.memory_kind for a in jax.tree.leaves(nnx.state(m))}  # noqa: E731
+        assert kinds(dit) == {"device"} and kinds(kw["expert_2"]) == {"pinned_host"}
+        # the second expert counts: the first alone throughout gives other latents
         kw.pop("expert_2")
         one = dataclasses.replace(run, sample=dataclasses.replace(sample, boundary_ratio=None))
         assert _rel(generate(dit, ours_vae, one, 0, jnp.asarray(prompt), **kw)[1], ref) > 1e-2

@@ -31,9 +31,9 @@ def _median_time(fn, runs: int) -> float:
     return float(np.median(times))
 
 
-def matmul_peak(n: int = 4096, runs: int = 5) -> float:
-    """FLOP/s of a jitted dense fp32 [n, n] @ [n, n] on one device."""
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+def matmul_peak(n: int = 4096, runs: int = 5, dtype: str = "float32") -> float:
+    """FLOP/s of a jitted dense [n, n] @ [n, n] in `dtype` on one device."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.dtype(dtype))
     f = jax.jit(lambda x: x @ x)
     jax.block_until_ready(f(a))
     return 2 * n**3 / _median_time(lambda: f(a), runs)

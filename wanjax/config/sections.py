@@ -45,7 +45,7 @@ class ModelConfig:
     prediction: str = "velocity"
     # Clean-sample residual (toy-model trick, prediction=sample only): x0 = base + proj_out(h) with proj_out
     # zero-initialised, so step 0 already outputs the base. none | first_frame (latent frame 0 everywhere: what
-    # does not move is free) | warp (frame 0 moved along the brush tracks at pixel resolution, wanjax.motion.guide;
+    # does not move is free) | warp (frame 0 moved along the brush tracks at pixel resolution, wanjax.model.guide;
     # the pixel codec's latents; the guide is also channel-concatenated to the patch input).
     residual: str = "none"
     motion_dim: int = 16  # channels of a track's embedding
@@ -355,6 +355,9 @@ class SampleConfig:
     # Two experts: the first (transformer/) denoises while the timestep is >= boundary_ratio x 1000, the second
     # (transformer_2/) after; None = the checkpoint's own (model_index.json), else one model throughout
     boundary_ratio: float | None = None
+    # Two experts, one on the devices at a time: the other waits in host memory (memory kind pinned_host) and they
+    # trade places at the boundary step (two 14B experts in bf16 need 57 GB; one needs half)
+    expert_offload: bool = False
     guidance_motion: float = 1.0
     motion_strength: float = 1.0  # scales the brushes' contribution to the patch tokens
     apply_steps: tuple[int, int] | None = None  # motion only in sampler steps [a, b); None = every step
@@ -417,7 +420,23 @@ class Config:
     def validate(self) -> Config:
         for section in dataclasses.fields(self):
             getattr(self, section.name).validate()
+        self.check_parts()
         return self
+
+    def check_parts(self) -> None:
+        """The DiT and the VAE must fit: the DiT's output channels are the VAE's latent channels, and extra input
+        channels are an image-to-video condition (a mask of temporal-stride channels + the image latent)."""
+        m, z, ts = self.model, self.vae.z_dim, self.vae.temporal_stride
+        if m.out_channels != z:
+            raise WanjaxError(
+                f"model.out_channels={m.out_channels} but vae.z_dim={z}: the DiT and the VAE belong to different "
+                "models (e.g. a Wan2.2-TI2V-5B DiT needs the Wan2.2 VAE)"
+            )
+        if m.in_channels not in (m.out_channels, m.out_channels + ts + z):
+            raise WanjaxError(
+                f"model.in_channels={m.in_channels}: expected {m.out_channels} (text- or clean-first-frame "
+                f"image-to-video) or {m.out_channels + ts + z} (noise + {ts} mask + {z} image latent channels)"
+            )
 
 
 PRESETS = {

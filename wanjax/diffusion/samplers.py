@@ -167,13 +167,14 @@ def sample(
     progress: bool = True,
     solver: str = "euler",
     carry: Any = None,
-    switch: tuple[int, VelocityFn, Any] | None = None,
+    switch: tuple[int, VelocityFn, Callable[[], Any]] | None = None,
 ) -> jax.Array:
     """Integrate from `noise` [B, F, H, W, C] along `sigmas` [steps + 1, F] with `solver` (euler | unipc); one
     model call and one call of one jitted step per row. carry: state the velocity keeps between steps (the
     pyramid's K/V cache); then it is called velocity(params, x, sigma, i, carry) -> (v, carry). switch: (step k,
-    velocity, params): from step k on, another model (Wan2.2 A14B's low-noise expert); the solver's history
-    carries over, as in diffusers' pipelines."""
+    velocity, params()): from step k on, another model (Wan2.2 A14B's low-noise expert), whose params are asked
+    for when that step comes (so its weights can move to the devices then); the solver's history carries over, as
+    in diffusers' pipelines."""
     sigmas = np.asarray(sigmas, np.float32)
     if sigmas.ndim != 2 or sigmas.shape[1] != noise.shape[1]:
         raise ValueError(f"sigmas {sigmas.shape} must be [steps + 1, F={noise.shape[1]}]")
@@ -186,7 +187,7 @@ def sample(
     step = _jitted_step(velocity, solver)
     for i in tqdm(range(len(sigmas) - 1), desc="sampling", disable=not progress, leave=False):
         if switch is not None and i == switch[0]:
-            _, velocity, params = switch
+            velocity, params = switch[1], switch[2]()
             step = _jitted_step(velocity, solver)
         row = {k: jnp.asarray(t[i]) for k, t in tables.items()}
         previous = state[0]

@@ -23,6 +23,7 @@ from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS
 from wanjax.errors import WanjaxError
 from wanjax.model.attention import attention, dot_attention
 from wanjax.model.flash import RESIDUALS
+from wanjax.model.guide import warp_guide
 from wanjax.model.layers import (
     FeedForward,
     ImageEmbedder,
@@ -34,9 +35,8 @@ from wanjax.model.layers import (
     layer_norm,
     modulate,
 )
+from wanjax.model.motion import Motion, MotionEmbed
 from wanjax.model.rope import apply_rope, rope_angles, rope_tables
-from wanjax.motion.embed import Motion, MotionEmbed
-from wanjax.motion.guide import warp_guide
 from wanjax.parallel.mesh import check_divisible
 from wanjax.parallel.partition import constrain
 
@@ -209,7 +209,7 @@ class WanDiT(nnx.Module):
         """Velocity [B, F, H, W, C] for latents x [B, F, H, W, C] at timesteps t [B] or [B, F].
 
         context [B, M, text_dim]; frame_offset shifts the RoPE time positions (a window of a longer clip).
-        motion: brush tracks (wanjax.motion.embed.Motion); their map is sampled from x's first latent frame (the
+        motion: brush tracks (wanjax.model.motion.Motion); their map is sampled from x's first latent frame (the
         clean image in image-to-video) and added to the patch tokens through the zero-initialised motion_proj.
         kv_cache: (K, V, start) with the self-attention K, V [layers, B, Lc, N, K] of the clip's first `start`
         latent frames (pyramid sampling: the finished segments; start may be traced, rows after them are
@@ -291,7 +291,7 @@ class WanDiT(nnx.Module):
 
     def residual_base(self, x: jax.Array, motion: Motion | None) -> jax.Array | None:
         """What model.residual adds to the clean-sample head: None, latent frame 0 of x [B, F, H, W, C] on every
-        frame, or frame 0 warped along the motion tracks (wanjax.motion.guide)."""
+        frame, or frame 0 warped along the motion tracks (wanjax.model.guide)."""
         cfg = self.cfg
         if cfg.residual == "none":
             return None

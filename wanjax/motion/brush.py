@@ -31,10 +31,11 @@ import numpy as np
 
 from wanjax.config import check_frame_count
 from wanjax.errors import WanjaxError
+from wanjax.model.motion import KINDS
 
 VERSION = 1
 MAX_BRUSHES = 64
-MODES = ("path", "sway", "flow", "static", "camera")
+MODES = KINDS  # the modes the model knows (its kind embedding's rows)
 EASINGS = ("linear", "ease-in-out", "ease-in", "ease-out")
 ANCHORS = ("none", "top", "bottom", "left", "right")
 MASKS = ("box", "polygon", "circle", "rle")

@@ -43,6 +43,23 @@ def shard_module(module: nnx.Module, mesh: Mesh) -> nnx.Module:
     return module
 
 
+def place(module: nnx.Module, memory_kind: str) -> nnx.Module:
+    """Move a module's arrays, in place and keeping their sharding, to memory `memory_kind` ('device' or
+    'pinned_host': host memory the devices reach directly), freeing the buffers they leave."""
+    state = nnx.state(module)
+    leaves = [a for a in jax.tree.leaves(state) if a.sharding.memory_kind != memory_kind]
+    moved = jax.tree.map(
+        lambda a: (
+            a if a.sharding.memory_kind == memory_kind else jax.device_put(a, a.sharding.with_memory_kind(memory_kind))
+        ),
+        state,
+    )
+    nnx.update(module, jax.block_until_ready(moved))
+    for a in leaves:
+        a.delete()
+    return module
+
+
 def constrain(x: jax.Array, names: tuple[str | None, ...], mesh: Mesh | None) -> jax.Array:
     """with_sharding_constraint by logical names; a no-op without a mesh (single device)."""
     if mesh is None:

@@ -19,14 +19,23 @@ from tqdm.auto import tqdm
 
 FLUSH_S = 60.0
 
-# Peak dense bf16 FLOP/s per chip, for the MFU estimate (vendor figures). Unknown devices report no MFU.
-PEAK_FLOPS = {"TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5": 459e12, "TPU v6 lite": 918e12, "H100": 989e12}
+# Peak dense (no sparsity) bf16 FLOP/s per chip, for the MFU estimate, keyed by a part of jax's device_kind; the
+# first match wins, so a variant comes before its family ("TPU v5" would take "TPU v5e"). Vendor figures: Google
+# Cloud TPU docs, "TPU versions": v4 275, v5e ("TPU v5 lite") 197, v5p ("TPU v5") 459, v6e ("TPU v6 lite") 918
+# TFLOP/s. NVIDIA datasheets quote bf16 with 2:4 sparsity, halved here: H100 SXM 1,979 -> 989, PCIe 1,513 -> 756,
+# NVL 1,671 -> 835; H200 SXM 1,979 -> 989, NVL 1,671 -> 835; A100 312 (dense). Unknown devices report no MFU.
+PEAK_FLOPS = {
+    "TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v6 lite": 918e12, "TPU v6e": 918e12,
+    "TPU v5": 459e12,
+    "H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, "H200 NVL": 835e12, "H200": 989e12, "A100": 312e12,
+}  # fmt: skip
 
 
-def peak_flops() -> float | None:
+def peak_flops(devices: int | None = None) -> float | None:
+    """Vendor peak of `devices` chips like jax.devices()[0] (None: all of jax.device_count()), or None if unknown."""
     kind = jax.devices()[0].device_kind
     match = [v for k, v in PEAK_FLOPS.items() if kind.startswith(k) or k in kind]
-    return match[0] * jax.device_count() if match else None
+    return match[0] * (jax.device_count() if devices is None else devices) if match else None
 
 
 class RunLog:

@@ -20,7 +20,7 @@ from jax.sharding import Mesh, NamedSharding
 from wanjax.config import Config
 from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS, add_noise, flow_loss, frame_sigmas
 from wanjax.model.dit import AttnSpec
-from wanjax.motion.embed import Motion
+from wanjax.model.motion import Motion
 from wanjax.parallel.mesh import check_divisible, logical_to_spec
 from wanjax.train.state import TrainState, learning_rate, state_shardings
 

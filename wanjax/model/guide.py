@@ -19,9 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wanjax.model.motion import KINDS, Motion, bilinear
 from wanjax.model.pixel import fold, unfold
-from wanjax.motion.embed import Motion, bilinear
-from wanjax.motion.tracks import KINDS
 
 SIGMA_PX = 1.0  # splat radius in pixels: each pixel follows, softly, the nearest track point
 FILL_SIGMAS_PX = (2.0, 8.0)  # hole filling: local mean first, wider where nothing is known nearby
