@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -17,10 +16,10 @@ import numpy as np
 from flax import nnx
 
 from wanjax.config import Config, SampleConfig, check_frame_count, config_to_dict, load_config
-from wanjax.diffusion.conditioning import channel_condition, expert_switch, with_condition
-from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS
+from wanjax.diffusion.conditioning import channel_condition, expert_switch
 from wanjax.diffusion.samplers import guidance_weights, sample
 from wanjax.diffusion.schedules import attention_mask, chained_windows, pyramid, pyramid_windows, synchronous
+from wanjax.diffusion.velocity import cached_velocity_fn, velocity_fn
 from wanjax.errors import WanjaxError
 from wanjax.io.export import to_uint8, write_sample
 from wanjax.model.dit import AttnSpec, WanDiT
@@ -140,7 +139,7 @@ def generate(
         return branches, ctx
 
     branches, ctx = branch_inputs(branches)
-    velocity = _velocity(graphdef, branches, B, attn, a, b, integer_t)
+    velocity = velocity_fn(graphdef, branches, B, attn, a, b, integer_t)
     # arrays as arguments, not constants: a new prompt or seed compiles nothing
     inputs = (params, ctx, motion, condition, image_context)
     switch = None
@@ -148,7 +147,7 @@ def generate(
         g2 = scfg.guidance_text if scfg.guidance_text_2 is None else scfg.guidance_text_2
         branches_2, ctx_2 = branch_inputs(guidance_weights(has_text, motion is not None, g2, scfg.guidance_motion))
         graphdef_2 = nnx.graphdef(expert_2)
-        switch = (_velocity(graphdef_2, branches_2, B, attn, a, b, integer_t), ctx_2)
+        switch = (velocity_fn(graphdef_2, branches_2, B, attn, a, b, integer_t), ctx_2)
         if scfg.expert_offload:
             if scfg.schedule != "synchronous":
                 raise WanjaxError("sample.expert_offload moves each expert once: use sample.schedule=synchronous")
@@ -193,7 +192,7 @@ def generate(
             m = cfg.model
             cache = jnp.zeros((m.num_layers, len(branches) * B, F * S, m.num_heads, m.head_dim), m.dtype)
             cache = cache if mesh is None else replicated(cache, mesh)
-            velocity = _cached_velocity(
+            velocity = cached_velocity_fn(
                 graphdef, branches, B, dataclasses.replace(attn, impl="dense"), S, length, integer_t
             )
             latents = denoise(x, sigmas, clean, velocity, (*inputs[:3], jnp.asarray(starts)), (cache, cache))
@@ -208,66 +207,6 @@ def generate(
     latents = np.asarray(latents) if mesh is None else to_host(latents)
     video = vae.decode(jnp.asarray(latents))
     return np.stack([to_uint8(v) for v in video]), latents
-
-
-def _model(graphdef, branches: tuple, batch: int, params, x, t, **kw):
-    """The CFG branches as one batch through the DiT, combined by their weights -> v [batch, ...]."""
-    n = len(branches)
-    if kw.get("image_context") is not None:
-        kw["image_context"] = jnp.concatenate([kw["image_context"]] * n)
-    v = nnx.merge(graphdef, params)(jnp.concatenate([x] * n), t, **kw)
-    combine = lambda v: sum(w * v[i * batch : (i + 1) * batch] for i, (_, _, w) in enumerate(branches))  # noqa: E731
-    return (combine(v[0]), v[1]) if kw.get("return_kv") else combine(v)
-
-
-def _timesteps(sigma: jax.Array, integer_t: bool) -> jax.Array:
-    """The DiT's timesteps [F] at sigmas [F]: 1000 sigma, truncated to an integer as Wan's scheduler does
-    (sample.timesteps=wan)."""
-    t = sigma * NUM_TRAIN_TIMESTEPS
-    return jnp.trunc(t) if integer_t else t
-
-
-@functools.lru_cache(maxsize=16)
-def _velocity(graphdef, branches: tuple, batch: int, attn: AttnSpec, a: int, b: int, integer_t: bool) -> Callable:
-    """velocity((params, context, motion, condition, image_context), x, sigma, step) for `sample`; one function per
-    static setting, so the sampler's compiled step is reused by every later call with the same model and shapes."""
-
-    def velocity(inputs, x, sigma, step):
-        params, ctx, motion, condition, image_context = inputs
-        on = (step >= a) & (step < b)
-        m = None
-        if motion is not None:
-            m = jax.tree.map(lambda *v: jnp.concatenate(v), *[motion.dropped(~(on & use)) for _, use, _ in branches])
-        t = jnp.broadcast_to(_timesteps(sigma, integer_t), (len(branches) * batch, sigma.shape[0]))
-        return _model(graphdef, branches, batch, params, with_condition(x, condition), t, context=ctx, motion=m,
-                      attn=attn, image_context=image_context)  # fmt: skip
-
-    return velocity
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_velocity(
-    graphdef, branches: tuple, batch: int, attn: AttnSpec, tokens_per_frame: int, length: int, integer_t: bool
-):
-    """A pyramid velocity that runs the DiT on each step's window of `length` latent frames only
-    (`pyramid_windows`), reading the frames before it from a K/V cache it keeps up to date:
-    velocity((params, context, motion, starts), x, sigma, i, cache) -> (v, cache), with starts [steps] the
-    window starts and cache (K, V) [layers, branches · batch, F · tokens_per_frame, N, K]. Equal to recomputing
-    the whole clip each step. One function per static setting, so a second video compiles nothing."""
-    S = tokens_per_frame
-
-    def velocity(inputs, x, sigma, step, cache):
-        params, ctx, _, starts = inputs
-        lo = starts[step]
-        xw = jax.lax.dynamic_slice_in_dim(x, lo, length, axis=1)
-        t = _timesteps(jax.lax.dynamic_slice_in_dim(sigma, lo, length), integer_t)
-        t = jnp.broadcast_to(t, (len(branches) * batch, length))
-        v, kv = _model(graphdef, branches, batch, params, xw, t, context=ctx, attn=attn, kv_cache=(*cache, lo),
-                       return_kv=True)  # fmt: skip
-        cache = tuple(jax.lax.dynamic_update_slice_in_dim(c, n, lo * S, axis=2) for c, n in zip(cache, kv, strict=True))
-        return jax.lax.dynamic_update_slice_in_dim(jnp.zeros_like(x), v, lo, axis=1), cache
-
-    return velocity
 
 
 def run_sample(

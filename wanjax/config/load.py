@@ -3,7 +3,7 @@
     cfg = load_config("configs/tiny.yaml", ["model.num_layers=2", "sample.steps=4"])
 
 A YAML file has up to six sections (`model`, `vae`, `mesh`, `train`, `sample`, `data`); `model:` and `vae:` may
-name a `preset` (`wanjax.config.sections.PRESETS`) that the other keys override. Unknown keys and wrong types are
+name a `preset` (`wanjax.config.architecture.PRESETS`) that the other keys override. Unknown keys and wrong types are
 `WanjaxError`s that name the key.
 """
 
@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from wanjax.config.sections import PRESETS, Config
+from wanjax.config.architecture import PRESETS
+from wanjax.config.sections import Config
 from wanjax.errors import WanjaxError
 
 
