@@ -1,4 +1,5 @@
-"""DiT forward and forward+backward: wanjax vs diffusers `WanTransformer3DModel`, same run (issue #9).
+"""DiT forward and forward+backward: wanjax vs diffusers `WanTransformer3DModel`, same run (issue #9), and vs the same
+DiT with plain `jax.nn.dot_product_attention` (issue #22).
 
 Both models hold the same random weights (a WanDiT saved by our converter, loaded by diffusers'
 `from_pretrained`) and see the same inputs: latents [1, 16, F, H, W] (ours channels-last [1, F, H, W, 16]),
@@ -38,6 +39,9 @@ TEXT_TOKENS = 32
 SHAPES = ((5, 32, 32), (21, 32, 32), (21, 56, 56))
 TIMESTEP = 500.0
 ACCEPT = {"forward": 1.0, "step": 1.2, "mfu": 0.7}  # speed-ups over diffusers; step FLOP/s / matmul FLOP/s
+# The in-process stand-in for the JAX peer (issue #22): the same DiT with `jax.nn.dot_product_attention` (impl
+# sdpa), timed in the same rounds up to this many tokens (beyond, its [L, L] scores per head outgrow the machine).
+SDPA_MAX_TOKENS = 5376
 PARITY = 1e-4  # max |ours - theirs| / max |theirs| of the forward output
 # Idle seconds before each timed call. After an op, torch's OpenMP threads spin-wait for more work (and XLA's
 # pool briefly too); a call started right after the other library's slows by ~35 % (measured: a wanjax
@@ -179,9 +183,12 @@ def _row(cfg: ModelConfig, model: WanDiT, ref, attn: AttnSpec, shape, text_token
     x, t, ctx = _inputs(cfg, shape, text_tokens)
     ours, theirs = _wanjax(model, attn, x, t, ctx), _diffusers(ref, x, t, ctx)
     a, b = ours.output(), theirs.output()
-    secs = _alternate(
-        {"wanjax_forward": ours.forward, "diffusers_forward": theirs.forward,
-         "wanjax_step": ours.step, "diffusers_step": theirs.step, **_matmuls(n)}, repeats, pause)  # fmt: skip
+    fns = {"wanjax_forward": ours.forward, "diffusers_forward": theirs.forward,
+           "wanjax_step": ours.step, "diffusers_step": theirs.step, **_matmuls(n)}  # fmt: skip
+    if tokens(cfg, *shape) <= SDPA_MAX_TOKENS:
+        peer = _wanjax(model, AttnSpec(impl="sdpa"), x, t, ctx)
+        fns |= {"sdpa_forward": peer.forward, "sdpa_step": peer.step}
+    secs = _alternate(fns, repeats, pause)
     flops = dit_flops(cfg, *shape, text_tokens)
     row = {
         "config": {"dim": cfg.dim, "heads": cfg.num_heads, "ffn_dim": cfg.ffn_dim, "layers": cfg.num_layers,
@@ -198,6 +205,8 @@ def _row(cfg: ModelConfig, model: WanDiT, ref, attn: AttnSpec, shape, text_token
         for side in ("wanjax", "diffusers"):
             row[f"{side}_{kind}_flops_per_s"] = flops[kind] / secs[f"{side}_{kind}"]
     row["mfu_step"] = row["wanjax_step_flops_per_s"] / row["matmul_peak_flops_per_s"]
+    for kind in ("forward", "step"):  # >= 1: wanjax's attention at least as fast as the plain-sdpa DiT
+        row[f"vs_sdpa_{kind}"] = secs[f"sdpa_{kind}"] / secs[f"wanjax_{kind}"] if f"sdpa_{kind}" in secs else None
     return row
 
 
@@ -220,20 +229,24 @@ COLUMNS = (
     ("speedup_step", f"fwd+bwd speed-up (≥ {ACCEPT['step']})", "{:.2f}×"),
     ("wanjax_step_flops_per_s", "wanjax fwd+bwd GFLOP/s", "G"),
     ("mfu_step", f"of matmul peak (≥ {ACCEPT['mfu']:.0%})", "{:.0%}"),
+    ("vs_sdpa_forward", "fwd vs sdpa DiT (≥ 1)", "{:.2f}×"),
+    ("vs_sdpa_step", "fwd+bwd vs sdpa DiT (≥ 1)", "{:.2f}×"),
     ("max_rel_error", "max rel. error", "{:.1e}"),
 )
 
 
 def markdown(rows: list[dict]) -> str:
-    cell = lambda v, f: f"{v / 1e9:.0f}" if f == "G" else f.format(v)  # noqa: E731
+    cell = lambda v, f: "—" if v is None else f"{v / 1e9:.0f}" if f == "G" else f.format(v)  # noqa: E731
     lines = ["| " + " | ".join(title for _, title, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(r[key], f) for key, _, f in COLUMNS) + " |" for r in rows]
+    lines += ["| " + " | ".join(cell(r.get(key), f) for key, _, f in COLUMNS) + " |" for r in rows]
     if rows:
         r, c = rows[0], rows[0]["config"]
         lines.append(
             f"\n{c['dtype']}, dim {c['dim']} ({c['heads']} heads), FFN {c['ffn_dim']}, {c['layers']} layers, "
             f"{r['text_tokens']} text tokens; median of {r['repeats']} alternating runs; dense fp32 matmul in the "
             f"same runs: jax {r['matmul_peak_flops_per_s'] / 1e9:.0f}, torch "
-            f"{r['torch_matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s; torch on {r['torch_threads']} threads"
+            f"{r['torch_matmul_peak_flops_per_s'] / 1e9:.0f} GFLOP/s; torch on {r['torch_threads']} threads; "
+            f"sdpa DiT = the same DiT with `jax.nn.dot_product_attention` (the JAX peer's attention), up to "
+            f"{SDPA_MAX_TOKENS:,} tokens"
         )
     return "\n".join(lines)
