@@ -122,3 +122,40 @@ def test_auto_attention_per_backend_mesh_and_mask(monkeypatch):
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert AttnSpec.from_config(auto, None).impl == "sdpa"
     assert AttnSpec.from_config(auto, None, mask="causal").impl == "dense"
+
+
+def test_brushes_on_an_image_to_video_model_read_its_image_latent():
+    """A Wan2.1-I2V-shaped DiT (36 input channels: noise, mask, image latent; CLIP tokens) with a motion branch: the
+    trajectory embedding samples the clean image latent (the last 16 channels of latent frame 0), not the noise;
+    the untrained branch changes nothing, a trained one does."""
+    from wanjax.model.motion import Motion
+
+    cfg = ModelConfig(dim=64, ffn_dim=96, num_heads=2, num_layers=1, text_dim=16, freq_dim=32, in_channels=36,
+                      image_dim=24, added_kv_proj_dim=64, motion="splat")  # fmt: skip
+    dit = WanDiT(cfg, rngs=nnx.Rngs(0))
+    B, F, H, W, P = 1, 3, 4, 4, 5
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((B, F, H, W, 36)), jnp.float32)
+    args = (jnp.full((B,), 500.0), jnp.asarray(rng.standard_normal((B, 3, 16)), jnp.float32))
+    kw = {"image_context": jnp.asarray(rng.standard_normal((B, 5, 24)), jnp.float32)}
+    motion = Motion(
+        xy=jnp.asarray(rng.uniform(0, 3, (B, P, F, 4, 2)), jnp.float32), visible=jnp.ones((B, P, F, 4), bool),
+        valid=jnp.ones((B, P), bool), kind=jnp.zeros((B, P), jnp.int32), brush=jnp.arange(P, dtype=jnp.int32)[None],
+        strength=jnp.ones((B,), jnp.float32),
+    )  # fmt: skip
+    seen = []
+
+    class Spy(nnx.Module):
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __call__(self, motion, first):
+            seen.append(first)
+            return self.inner(motion, first)
+
+    dit.motion_embed = Spy(dit.motion_embed)
+    with_brushes = dit(x, *args, motion=motion, **kw)
+    np.testing.assert_array_equal(seen[0], x[:, 0, ..., 20:])
+    np.testing.assert_array_equal(with_brushes, dit(x, *args, **kw))  # zero-initialised motion_proj
+    dit.motion_proj.kernel[...] = jax.random.normal(jax.random.key(1), dit.motion_proj.kernel.shape)
+    assert float(jnp.abs(dit(x, *args, motion=motion, **kw) - with_brushes).max()) > 1e-3

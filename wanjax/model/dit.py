@@ -248,7 +248,8 @@ class WanDiT(nnx.Module):
         img = None if image_context is None else self.image_embedder(image_context.astype(jnp.dtype(cfg.dtype)))
         h = self.patch_embedding(tokens.astype(jnp.dtype(cfg.dtype))).reshape(B, Fp, S, cfg.dim)
         if motion is not None:
-            m = self.motion_embed(motion, x[:, 0])  # [B, F, H, W, C_m]: sharded like the latent
+            # the clean first frame: latent frame 0, or with condition channels the image latent (the last ones)
+            m = self.motion_embed(motion, x[:, 0, ..., -cfg.out_channels :])  # [B, F, H, W, C_m]: as the latent
             m, _ = patchify(m, cfg.patch_size, m.shape[-1])
             m = self.motion_proj(m.astype(jnp.dtype(cfg.dtype))).reshape(B, Fp, S, cfg.dim)
             h = h + m * motion.strength.astype(h.dtype)[:, None, None, None]

@@ -84,7 +84,8 @@ class MotionEmbed(nnx.Module):
         self.mode, self.sigma = cfg.motion, cfg.motion_sigma
         if cfg.motion == "splat":
             c = cfg.motion_dim
-            init = jax.random.normal(rngs.params(), (cfg.in_channels, c), jnp.float32) / cfg.in_channels**0.5
+            z = cfg.out_channels  # the latent's channels (an image-to-video DiT reads more: its condition)
+            init = jax.random.normal(rngs.params(), (z, c), jnp.float32) / z**0.5
             self.latent_proj = nnx.Param(init)
             self.kind_embed = nnx.Param(jax.random.normal(rngs.params(), (len(KINDS), c), jnp.float32))
 
@@ -92,7 +93,7 @@ class MotionEmbed(nnx.Module):
     def channels(cfg: ModelConfig) -> int:
         """Channels per latent cell of the map."""
         if cfg.motion == "latent_copy":
-            return cfg.in_channels
+            return cfg.out_channels
         return cfg.motion_subframes * cfg.motion_dim
 
     def __call__(self, motion: Motion, first_latent: jax.Array) -> jax.Array:
