@@ -97,7 +97,7 @@ def generate(
     activations sharded over it (frames over 'ring': mesh.attention 'auto' runs ring attention when the ring axis
     is > 1)."""
     scfg = cfg.sample
-    cfg.validate()  # the DiT and the VAE fit each other (Config.check_parts)
+    cfg.check_parts()  # the DiT and the VAE fit each other
     shape = latent_shape(scfg, cfg)
     B, F = context.shape[0], shape[0]
     x = jax.random.normal(jax.random.key(seed), (B, *shape), jnp.float32) if noise is None else jnp.asarray(noise)
@@ -257,7 +257,7 @@ def run_sample(
         ratio = pipe.boundary_ratio if cfg.sample.boundary_ratio is None else cfg.sample.boundary_ratio
         sample = dataclasses.replace(cfg.sample, boundary_ratio=ratio)
         cfg = dataclasses.replace(cfg, model=pipe.cfg.model, vae=pipe.cfg.vae, sample=sample)
-    cfg.validate()  # the DiT and the VAE fit (Config.check_parts)
+    cfg.validate().check_parts()  # the DiT and the VAE fit each other
     require_image(cfg.model, str(ckpt or "the random-init model"), first)
     if first is not None:  # the image's size must fit the latent grid: say so before any work
         try:

@@ -175,12 +175,12 @@ class Config:
     def validate(self) -> Config:
         for section in dataclasses.fields(self):
             getattr(self, section.name).validate()
-        self.check_parts()
         return self
 
     def check_parts(self) -> None:
-        """The DiT and the VAE must fit: the DiT's output channels are the VAE's latent channels, and extra input
-        channels are an image-to-video condition (a mask of temporal-stride channels + the image latent)."""
+        """Where a DiT and a VAE work together (sampling, a checkpoint's parts), they must fit: the DiT's output
+        channels are the VAE's latent channels, and extra input channels are an image-to-video condition (a mask
+        of temporal-stride channels + the image latent)."""
         m, z, ts = self.model, self.vae.z_dim, self.vae.temporal_stride
         if m.out_channels != z:
             raise WanjaxError(
