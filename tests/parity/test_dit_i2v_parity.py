@@ -8,13 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from diffusers import WanTransformer3DModel
 from flax import nnx
+from reference_models import random_transformer, rel_err
 
 from wanjax.config import ModelConfig
 from wanjax.errors import WanjaxError
 from wanjax.io.convert import read_folder
-from wanjax.io.dit_params import load_dit, model_config_to_diffusers, save_dit
+from wanjax.io.dit_params import load_dit, save_dit
 
 pytestmark = pytest.mark.parity
 
@@ -30,17 +30,8 @@ TEXT = 512  # diffusers' cross-attention takes the last 512 context tokens as te
 IMAGE_TOKENS = 7  # per image
 
 
-def _rel(a, b):
-    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / np.abs(np.asarray(b)).max())
-
-
 def _reference(cfg: ModelConfig, folder):
-    torch.manual_seed(0)
-    kwargs = {k: v for k, v in model_config_to_diffusers(cfg).items() if not k.startswith("_")}
-    ref = WanTransformer3DModel(**kwargs).eval()
-    with torch.no_grad():
-        for p in ref.parameters():
-            p.copy_(torch.randn_like(p) * 0.2)
+    ref = random_transformer(cfg)
     ref.save_pretrained(folder)
     return ref
 
@@ -86,10 +77,10 @@ def test_forward_matches_diffusers(family):
     kw = {} if image is None else {"image_context": jnp.asarray(image)}
     ours = dit(jnp.asarray(x), jnp.asarray(t), jnp.asarray(ctx), **kw)
     assert ours.shape == (B, F, H, W, cfg.out_channels)
-    assert _rel(ours, _ref_forward(ref, x, t_ref, ctx, image)) <= 1e-4
+    assert rel_err(ours, _ref_forward(ref, x, t_ref, ctx, image)) <= 1e-4
     if image is not None:  # the image tokens matter: other tokens, another output
         other = dit(jnp.asarray(x), jnp.asarray(t), jnp.asarray(ctx), image_context=jnp.asarray(image[::-1]))
-        assert _rel(other, ours) > 1e-2
+        assert rel_err(other, ours) > 1e-2
 
 
 def test_round_trip_loads_in_diffusers_with_no_missing_keys(family, tmp_path):

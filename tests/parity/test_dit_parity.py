@@ -8,8 +8,9 @@ import pytest
 import torch
 from diffusers import WanTransformer3DModel
 from flax import nnx
+from reference_models import random_transformer, rel_err
 
-from wanjax.config import ModelConfig
+from wanjax.config import PRESETS, ModelConfig
 from wanjax.io.convert import flat_params, read_folder
 from wanjax.io.dit_params import load_dit, model_config_to_diffusers, save_dit
 from wanjax.model.dit import WanDiT
@@ -21,19 +22,10 @@ CFG = ModelConfig(dim=128, ffn_dim=208, num_heads=2, num_layers=2, text_dim=36, 
 B, F, H, W, M = 2, 5, 6, 10, 7
 
 
-def _rel(a, b):
-    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / np.abs(np.asarray(b)).max())
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """A diffusers model with every parameter random (norm scales too), saved to a folder."""
-    torch.manual_seed(0)
-    kwargs = {k: v for k, v in model_config_to_diffusers(CFG).items() if not k.startswith("_")}
-    ref = WanTransformer3DModel(**kwargs).eval()
-    with torch.no_grad():
-        for p in ref.parameters():
-            p.copy_(torch.randn_like(p) * 0.2)
+    ref = random_transformer(CFG)
     folder = tmp_path_factory.mktemp("dit") / "transformer"
     ref.save_pretrained(folder)
     return ref, folder
@@ -58,7 +50,7 @@ def test_forward_matches_diffusers(reference):
     x, ctx = _inputs()
     t = np.array([37.0, 912.0], np.float32)  # a different timestep per sample
     ours = dit(jnp.asarray(x), jnp.asarray(t), jnp.asarray(ctx))
-    assert _rel(ours, _ref_forward(ref, x, t, ctx)) <= 1e-4
+    assert rel_err(ours, _ref_forward(ref, x, t, ctx)) <= 1e-4
 
 
 def test_per_frame_timesteps_match_diffusers_per_token(reference):
@@ -69,7 +61,7 @@ def test_per_frame_timesteps_match_diffusers_per_token(reference):
     t = np.array([[0, 100, 300, 600, 999], [999, 500, 20, 20, 0]], np.float32)
     ours = dit(jnp.asarray(x), jnp.asarray(t), jnp.asarray(ctx))
     t_tokens = np.repeat(t, (H // 2) * (W // 2), axis=1)
-    assert _rel(ours, _ref_forward(ref, x, t_tokens, ctx)) <= 1e-4
+    assert rel_err(ours, _ref_forward(ref, x, t_tokens, ctx)) <= 1e-4
 
 
 def test_round_trip_loads_in_diffusers_with_no_missing_keys(reference, tmp_path):
@@ -83,17 +75,28 @@ def test_round_trip_loads_in_diffusers_with_no_missing_keys(reference, tmp_path)
         assert torch.equal(a, b), name
 
 
-@pytest.mark.parametrize("preset", ["wan21_t2v_1_3b", "wan21_t2v_14b"])
+# The real shapes' counts (diffusers 0.42.1, meta device), stated so that a changed preset fails loudly.
+COUNTS = {
+    "wan2.1-t2v-1.3b": 1_418_996_800,
+    "wan2.1-t2v-14b": 14_288_491_584,  # also each expert of Wan2.2-T2V-A14B
+    "wan2.1-i2v-14b-480p": 16_394_878_784,
+    "wan2.1-flf2v-14b-720p": 16_395_536_704,
+    "wan2.2-ti2v-5b": 4_999_787_712,
+    "wan2.2-t2v-a14b": 14_288_491_584,
+    "wan2.2-i2v-a14b": 14_288_901_184,  # each of the two experts
+}
+
+
+@pytest.mark.parametrize("preset", sorted(COUNTS))
 def test_real_configs_have_the_reference_parameter_count(preset):
-    cfg = getattr(ModelConfig, preset)()
+    """nnx.eval_shape of our preset counts the parameters of diffusers' model built on the meta device."""
+    cfg = PRESETS["model"][preset]()
     abstract = nnx.eval_shape(lambda: WanDiT(cfg, rngs=nnx.Rngs(0)))
     ours = sum(int(np.prod(v.shape)) for v in flat_params(abstract).values())
     kwargs = {k: v for k, v in model_config_to_diffusers(cfg).items() if not k.startswith("_")}
     with torch.device("meta"):
         theirs = sum(p.numel() for p in WanTransformer3DModel(**kwargs).parameters())
-    assert ours == theirs
-    expected = {"wan21_t2v_1_3b": 1_418_996_800, "wan21_t2v_14b": 14_288_491_584}[preset]
-    assert ours == expected
+    assert ours == theirs == COUNTS[preset]
 
 
 def test_config_round_trips_through_diffusers_json():

@@ -13,18 +13,17 @@ import pytest
 import torch
 import transformers
 from diffusers import (
-    AutoencoderKLWan,
     UniPCMultistepScheduler,
     WanImageToVideoPipeline,
     WanPipeline,
-    WanTransformer3DModel,
 )
 from flax import nnx
+from reference_models import random_transformer, random_vae, rel_err
 
 from wanjax.config import Config, ModelConfig, SampleConfig, VAEConfig
 from wanjax.io.clip_image import load_image_processor, preprocess
 from wanjax.io.clip_params import load_clip
-from wanjax.io.dit_params import load_dit, model_config_to_diffusers
+from wanjax.io.dit_params import load_dit
 from wanjax.io.vae_params import load_vae
 from wanjax.sample import generate
 
@@ -59,41 +58,13 @@ FAMILIES = {
 SIZE = {"wan2.2-ti2v": (32, 64)}  # stride 16 x patch 2
 
 
-def _rel(a, b):
-    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / np.abs(np.asarray(b)).max())
-
-
-def _transformer(cfg: ModelConfig, seed: int) -> WanTransformer3DModel:
-    """Every parameter random (norm scales and the zero-initialised ones too)."""
-    torch.manual_seed(seed)
-    kwargs = {k: v for k, v in model_config_to_diffusers(cfg).items() if not k.startswith("_")}
-    model = WanTransformer3DModel(**kwargs).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn_like(p) * 0.2)
-    return model
-
-
-def _vae(config: dict) -> AutoencoderKLWan:
-    """Gammas (ones at init) and biases (zeros) random, so that their layout counts."""
-    torch.manual_seed(2)
-    vae = AutoencoderKLWan(**config).eval()
-    with torch.no_grad():
-        for name, p in vae.named_parameters():
-            if name.endswith("gamma"):
-                p.uniform_(0.5, 1.5)
-            elif name.endswith("bias"):
-                p.normal_(0.0, 0.1)
-    return vae
-
-
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_latents_match_diffusers_pipeline(family, tmp_path):
     changes, vae_kw, clip, last, boundary, expand = FAMILIES[family]
     height, width = SIZE.get(family, (32, 48))
     cfg = dataclasses.replace(DIT, **changes)
-    experts = [_transformer(cfg, seed) for seed in ((0, 1) if boundary else (0,))]
-    vae = _vae(vae_kw)
+    experts = [random_transformer(cfg, seed) for seed in ((0, 1) if boundary else (0,))]
+    vae = random_vae(vae_kw, seed=2)
     parts = {"transformer": experts[0], "vae": vae}
     if boundary:
         parts["transformer_2"] = experts[1]
@@ -151,7 +122,7 @@ def test_latents_match_diffusers_pipeline(family, tmp_path):
         kw["image_context"] = tokens.reshape(1, -1, tokens.shape[-1])
     _, ours = generate(dit, ours_vae, run, 0, jnp.asarray(prompt), **kw)
     assert ours.shape == ref.shape
-    assert _rel(ours, ref) <= 1e-4  # measured 4.7e-7 .. 6.6e-7
+    assert rel_err(ours, ref) <= 1e-4  # measured 4.7e-7 .. 6.6e-7
     if boundary:
         # One expert on the devices at a time: the same latents; afterwards the first is on the devices again and
         # the second in host memory.
@@ -162,4 +133,4 @@ def test_latents_match_diffusers_pipeline(family, tmp_path):
         # the second expert counts: the first alone throughout gives other latents
         kw.pop("expert_2")
         one = dataclasses.replace(run, sample=dataclasses.replace(sample, boundary_ratio=None))
-        assert _rel(generate(dit, ours_vae, one, 0, jnp.asarray(prompt), **kw)[1], ref) > 1e-2
+        assert rel_err(generate(dit, ours_vae, one, 0, jnp.asarray(prompt), **kw)[1], ref) > 1e-2

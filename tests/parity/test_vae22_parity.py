@@ -6,6 +6,7 @@ import pytest
 import torch
 from diffusers import AutoencoderKLWan
 from flax import nnx
+from reference_models import latent_stats, random_vae, rel_err
 
 from wanjax.config import VAEConfig
 from wanjax.errors import WanjaxError
@@ -53,29 +54,13 @@ WAN22 = {
 }
 
 
-def rel_err(ours, ref) -> float:
-    return float(np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max())
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """(reference, ours loaded from its saved folder)."""
-    torch.manual_seed(0)
-    ref = AutoencoderKLWan(**CONFIG).eval()
-    with torch.no_grad():  # gammas are ones and biases zeros at init: randomise them so their layout is tested
-        for name, p in ref.named_parameters():
-            if name.endswith("gamma"):
-                p.uniform_(0.5, 1.5)
-            elif name.endswith("bias"):
-                p.normal_(0.0, 0.1)
+    ref = random_vae(CONFIG)
     folder = tmp_path_factory.mktemp("vae22") / "ref"
     ref.save_pretrained(folder)
     return ref, load_vae(folder)
-
-
-def latent_stats(ref):
-    shape = (1, -1, 1, 1, 1)
-    return torch.tensor(ref.config.latents_mean).view(shape), torch.tensor(ref.config.latents_std).view(shape)
 
 
 def test_encode_matches(models):

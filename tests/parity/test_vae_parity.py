@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKLWan
+from reference_models import latent_stats, random_vae, rel_err
 
 from wanjax.errors import WanjaxError
 from wanjax.io.vae_params import load_vae, save_vae, vae_config_from_diffusers, vae_config_to_diffusers
@@ -14,29 +15,13 @@ pytestmark = pytest.mark.parity
 CONFIG = {"base_dim": 6, "z_dim": 16, "dim_mult": [1, 2, 3, 3], "num_res_blocks": 1}
 
 
-def rel_err(ours, ref) -> float:
-    return float(np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max())
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """(reference, its saved folder, ours loaded from that folder)."""
-    torch.manual_seed(0)
-    ref = AutoencoderKLWan(**CONFIG).eval()
-    with torch.no_grad():  # gammas are ones and biases zeros at init: randomise them so their layout is tested
-        for name, p in ref.named_parameters():
-            if name.endswith("gamma"):
-                p.uniform_(0.5, 1.5)
-            elif name.endswith("bias"):
-                p.normal_(0.0, 0.1)
+    ref = random_vae(CONFIG)
     folder = tmp_path_factory.mktemp("vae") / "ref"
     ref.save_pretrained(folder)
     return ref, folder, load_vae(folder)
-
-
-def latent_stats(ref):
-    shape = (1, -1, 1, 1, 1)
-    return torch.tensor(ref.config.latents_mean).view(shape), torch.tensor(ref.config.latents_std).view(shape)
 
 
 def test_encode_matches(models):
