@@ -91,11 +91,10 @@ def generate(
     0) at every step. image_context [B, I, image_dim]: CLIP image tokens (Wan2.1-I2V / FLF2V). noise: the
     starting latents [B, F, h, w, C] (default: drawn from seed). expert_2: Wan2.2 A14B's low-noise expert, used from
     the step whose timestep falls below sample.boundary_ratio x 1000, with sample.guidance_text_2 (with
-    sample.expert_offload the expert not in use waits in host memory). motion: brush
-    tracks of the B videos, injected in sampler steps sample.apply_steps with sample.motion_strength and guided with
-    sample.guidance_motion (text guidance only applies with text, i.e. a non-zero context). mesh: attention and
-    activations sharded over it (frames over 'ring': mesh.attention 'auto' runs ring attention when the ring axis
-    is > 1)."""
+    sample.expert_offload the expert not in use waits in host memory). motion: brush tracks of the B videos,
+    injected in sampler steps sample.apply_steps with sample.motion_strength and guided with sample.guidance_motion
+    (text guidance only applies with text, i.e. a non-zero context). mesh: attention and activations sharded over
+    it (frames over 'ring': mesh.attention 'auto' runs ring attention when the ring axis is > 1)."""
     scfg = cfg.sample
     cfg.check_parts()  # the DiT and the VAE fit each other
     shape = latent_shape(scfg, cfg)
