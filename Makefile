@@ -13,9 +13,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# torch is pinned to 2.13.0 in the parity extra: that is the CPU build; never let pip pick a CUDA one.
+# torch is pinned to 2.13.0 in the parity extra: that is the CPU build; never let pip pick a CUDA one. The studio
+# extra (gradio) is for the browser test, which installs Debian's chromium itself when it is missing.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,parity]'
+	$(BIN)/pip install -q -e '.[dev,parity,studio]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -38,18 +39,26 @@ sprites60-model: $(VENV)/.installed
 		--json bench/longvideo.json
 
 # The README's pictures, from the bundled models: the demo video, frames 0 4 8 12 16, and its brush overlay; a 60-s
-# Sprites60 video from examples/sprites60.png, every 10 s.
+# Sprites60 video from examples/sprites60.png, every 10 s; the brush studio's page (Debian's chromium needed).
 pictures: $(VENV)/.installed
 	$(BIN)/wanjax demo --out out/pictures
 	$(BIN)/python scripts/contact_sheet.py out/pictures/demo --frames 0 4 8 12 16 --png docs/demo.png
 	$(BIN)/wanjax sample configs/sprites60.yaml --image examples/sprites60.png --out out/pictures
 	$(BIN)/python scripts/contact_sheet.py out/pictures/sample --seconds 0 10 20 30 40 50 60 --png docs/sprites60.png
+	$(BIN)/pip install -q -e '.[studio]' playwright
+	$(BIN)/python scripts/studio_screenshot.py --png docs/studio.png
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python scripts/bench.py --json bench/results.json --readme README.md
+
+# The README's memory table: the Wan2.1-I2V-14B train step compiled AOT on 64 fake CPU devices (full fine-tune vs
+# LoRA, remat none/dots/full; per-device GB vs a v5p chip's 95 GB) -> bench/memory.json (~40 min on 2 busy cores).
+.PHONY: bench-memory
+bench-memory: $(VENV)/.installed
+	$(BIN)/python -m wanjax.bench.memory --json bench/memory.json
 
 # On a GPU or TPU machine, with jax[cuda12] or jax[tpu] in .venv (README, "On an accelerator"; ~5 min estimated on
 # one H100): Wan2.1-1.3B forward, train step, sampling, and diffusers' forward where a CUDA torch and diffusers are

@@ -220,6 +220,7 @@ def run_sample(
     overrides: list[str] = (),
     name: str = "sample",
     last_image: str | Path | None = None,
+    loras: list[tuple[str, float]] = (),
 ) -> dict[str, Path]:
     """Load, generate, write OUT/NAME.{mp4,gif,png,npz,json} (+ NAME_overlay.{png,gif,mp4} with brushes).
 
@@ -228,7 +229,8 @@ def run_sample(
     the image; its frame count sets sample.frames. An explicit sample.* override that contradicts either is an
     error. The checkpoint gives the architecture, its second expert and boundary ratio (unless sample.boundary_ratio
     is set) and CLIP image tokens of the images (a DiT with model.image_dim). Without a checkpoint (none given,
-    none bundled): random weights."""
+    none bundled): random weights. loras: (LoRA file, scale) pairs folded into the DiT's weights
+    (wanjax.io.lora_params: diffusers / PEFT, kohya and original-Wan layouts)."""
     if brush is not None and image is None:
         raise WanjaxError("--brush needs --image: brushes are painted on the first frame the video starts from")
     maybe_initialize_distributed()  # one of several processes (`wanjax launch`, a pod): join the job first
@@ -257,6 +259,11 @@ def run_sample(
         sample = dataclasses.replace(cfg.sample, boundary_ratio=ratio)
         cfg = dataclasses.replace(cfg, model=pipe.cfg.model, vae=pipe.cfg.vae, sample=sample)
     cfg.validate().check_parts()  # the DiT and the VAE fit each other
+    if loras:
+        from wanjax.io.lora_params import apply_lora
+
+        for path, scale in loras:
+            apply_lora(dit, path, scale)
     require_image(cfg.model, str(ckpt or "the random-init model"), first)
     if first is not None:  # the image's size must fit the latent grid: say so before any work
         try:

@@ -9,6 +9,7 @@ Loading them from YAML and `key=value` overrides is `wanjax.config.load`.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from wanjax.config.architecture import ModelConfig, VAEConfig, _choice, check_frame_count
 from wanjax.errors import WanjaxError
@@ -38,6 +39,10 @@ class MeshConfig:
         _choice("mesh.attention", self.attention, ("auto", "dense", "flash", "sdpa", "blockwise", "ring"))
         if self.segment_frames < 1:
             raise WanjaxError(f"mesh.segment_frames={self.segment_frames}: must be >= 1")
+
+
+# Every projection of the attention (self, cross, image keys / values) and the FFN, as ai-toolkit / diffusers train
+LORA_TARGETS = r"^blocks/(attn1|attn2)/(to_q|to_k|to_v|to_out|add_k_proj|add_v_proj)$|^blocks/ffn/(fc_in|fc_out)$"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +75,28 @@ class TrainConfig:
     log_every: int = 1
     seed: int = 0
     resume: bool = True
+    # Fine-tuning. init: the weights to start from (a diffusers Wan pipeline or transformer folder, or a wanjax
+    # checkpoint); the model is built from this config, parameters it adds (the motion branch, adapters) keep
+    # their init, and the checkpoint's VAE (and CLIP image encoder) make the data. A resumed run ignores it.
+    init: str | None = None
+    # Parameters that train: a regex searched in each '/'-joined path (blocks/attn1/to_q/kernel); None = all, or
+    # with LoRA the adapters only. The others are frozen: no gradient, no optimizer state, no EMA.
+    trainable: str | None = None
+    lora_rank: int = 0  # > 0: low-rank adapters on the layers lora_targets matches (wanjax.model.lora)
+    lora_alpha: float | None = None  # adapter scale alpha / rank; None = rank (scale 1)
+    lora_targets: str = LORA_TARGETS  # regex searched in each linear layer's path
 
     def validate(self) -> None:
+        for key in ("trainable", "lora_targets"):
+            try:
+                re.compile(getattr(self, key) or "")
+            except re.error as e:
+                raise WanjaxError(f"train.{key}={getattr(self, key)!r} is not a regular expression ({e})") from None
+        if self.lora_rank < 0 or (self.lora_alpha is not None and self.lora_alpha <= 0):
+            raise WanjaxError(
+                f"train.lora_rank={self.lora_rank}, train.lora_alpha={self.lora_alpha}: need rank >= 0 (0 = no "
+                "LoRA) and alpha > 0 (e.g. rank 16, alpha 16)"
+            )
         _choice("train.lr_schedule", self.lr_schedule, ("cosine", "constant"))
         _choice("train.timestep_sampling", self.timestep_sampling, ("uniform", "logit_normal"))
         _choice("train.loss", self.loss, ("velocity", "sample"))
@@ -153,6 +178,15 @@ class DataConfig:
     eval_clips: int = 200
     stream: bool = False  # procedural sets: generate every training clip on the fly, never one twice (data/stream.py)
     workers: int = 0  # with stream: Grain worker processes generating clips (0 = the training process's threads)
+    # video_latents: point tracks stored per clip (`wanjax data build`): track_points rows, of which up to
+    # track_reseed are started after frame 0 where tracks were lost (wanjax.motion.tracking); the rest a frame-0 grid
+    track_points: int = 1024
+    track_reseed: int = 256
+    # Training on them (wanjax.data.track_sampling): tracks per clip drawn uniformly in [a, b] (None: as many as
+    # train.max_tracks holds), their least distance in frame 0 (px), and the chance a track is hidden at a frame
+    track_count: tuple[int, int] | None = None
+    track_spread: float = 0.0
+    track_dropout: float = 0.0
 
     def validate(self) -> None:
         _choice("data.name", self.name, ("brushsprites", "sprites60", "video_latents"))
@@ -161,6 +195,18 @@ class DataConfig:
             raise WanjaxError("data.stream=true generates procedural clips; video_latents is built ahead: set it false")
         if self.workers < 0:
             raise WanjaxError(f"data.workers={self.workers} must be >= 0 (0 = no worker processes)")
+        if not 0 <= self.track_reseed < self.track_points:
+            raise WanjaxError(
+                f"data.track_points={self.track_points}, data.track_reseed={self.track_reseed}: need 0 <= reseed < "
+                "points (e.g. 1024 and 256)"
+            )
+        if self.track_count is not None and not 1 <= self.track_count[0] <= self.track_count[1]:
+            raise WanjaxError(f"data.track_count={list(self.track_count)}: need [a, b] with 1 <= a <= b, e.g. [1, 200]")
+        if self.track_spread < 0 or not 0 <= self.track_dropout < 1:
+            raise WanjaxError(
+                f"data.track_spread={self.track_spread}, data.track_dropout={self.track_dropout}: need spread >= 0 "
+                "(px) and dropout in [0, 1)"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grain
 import jax
+import numpy as np
 import tensorflow_datasets as tfds
 
 from wanjax.config import Config
@@ -39,7 +40,7 @@ def make_dataset(
     *,
     train: bool | None = None,
     prefetch: int = 2,
-    transform: Callable[[dict], dict] | None = None,
+    transform: Callable[[dict, np.random.Generator], dict] | None = None,
     share: tuple[int, int] | None = None,
     **options,
 ) -> grain.DatasetIterator:
@@ -48,7 +49,8 @@ def make_dataset(
     batch_size is global: each process yields its rows of every global batch (`process_batches`, share). train (default:
     split == "train") shuffles with `seed`, differently each epoch, and repeats forever; otherwise the split is read
     once, in order. The last partial batch is dropped. prefetch: batches read ahead, each by its own thread (0 =
-    read in the caller's thread). transform: applied to each batch by those threads."""
+    read in the caller's thread). transform(batch, rng): applied to each batch by those threads, rng a numpy
+    Generator drawn from `seed` and the batch's position."""
     builder = get_builder(name, data_dir, **options)
     if not builder.is_prepared():
         raise WanjaxError(
@@ -64,8 +66,8 @@ def make_dataset(
     if split == "train" if train is None else train:
         ds = ds.shuffle(seed).repeat()  # shuffle first: each epoch is a fresh permutation, epochs never mix
     ds = process_batches(ds.map(decode), batch_size, share)
-    if transform is not None:
-        ds = ds.map(transform)
+    if transform is not None:  # with a generator of its own per batch (from seed and position): resumes exactly
+        ds = ds.random_map(transform, seed=seed)
     return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=prefetch, prefetch_buffer_size=prefetch)))
 
 
@@ -88,7 +90,7 @@ def config_batches(cfg: Config, split: str, share: tuple[int, int] | None = None
             d.name, split, cfg.train.batch_size, workers=d.workers, transform=transform, share=share, **size
         )
     if d.name == "video_latents":  # built beforehand from real clips: building needs the encoders
-        options = {"frames": d.frames}
+        options = {"frames": d.frames, "points": d.track_points}
     else:
         options = dict(
             frames=d.frames, height=d.height, width=d.width, train_clips=d.train_clips, eval_clips=d.eval_clips

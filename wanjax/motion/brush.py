@@ -16,6 +16,11 @@ T is 4k+1; at most 64 brushes. Fields by mode, defaults in brackets:
     static              nothing else
     camera              pan [[0, 0]] (px/frame), zoom [1.0] (scale per frame, > 0), density [1.0], name; no mask;
                         at most one camera brush
+    tracks              points [[[x, y] per frame] per point] (explicit trajectories, e.g. from `wanjax tracks`;
+                        each starts in frame, at most MAX_TRACK_POINTS), visible [[bool per frame] per point]
+                        [all true; each true at frame 0], strength [1.0] (scales each point's displacement), kind
+                        [path] (what the model takes them for: one of the painted modes; `wanjax tracks` writes the
+                        clip's background as camera), name; no mask; the camera brush does not move them
 A mask is exactly one of box [x0, y0, x1, y1], polygon [[x, y], ...] (≥ 3 distinct points), circle [cx, cy, r], or
 rle {"size": [H, W], "counts": [...]} (COCO-style column-major run lengths, background first, summing to H·W). It
 must contain at least one pixel centre.
@@ -35,7 +40,10 @@ from wanjax.model.motion import KINDS
 
 VERSION = 1
 MAX_BRUSHES = 64
-MODES = KINDS  # the modes the model knows (its kind embedding's rows)
+MAX_TRACK_POINTS = 4096
+MODES = KINDS  # the painted modes: the model knows each (its kind embedding's rows)
+TRACKS = "tracks"  # explicit trajectories; the model sees them as their `kind` (default path: what a path compiles to)
+FILE_MODES = (*MODES, TRACKS)  # every mode a brush file may use
 EASINGS = ("linear", "ease-in-out", "ease-in", "ease-out")
 ANCHORS = ("none", "top", "bottom", "left", "right")
 MASKS = ("box", "polygon", "circle", "rle")
@@ -47,8 +55,15 @@ _FIELDS = {
     "flow": (*_MASKED, "direction", "speed"),
     "static": _MASKED,
     "camera": ("mode", "pan", "zoom", "density", "name"),
+    TRACKS: ("mode", "points", "visible", "strength", "kind", "name"),
 }
-_REQUIRED = {"path": ("path",), "sway": ("direction", "amplitude", "period"), "flow": ("direction", "speed")}
+_REQUIRED = {
+    "path": ("path",),
+    "sway": ("direction", "amplitude", "period"),
+    "flow": ("direction", "speed"),
+    TRACKS: ("points",),
+}
+_UNMASKED = ("camera", TRACKS)
 
 
 def _fail(where: str, problem: str, fix: str) -> NoReturn:
@@ -188,14 +203,64 @@ def _mask(raw: Any, where: str, width: int, height: int) -> dict:
     return mask
 
 
-def _brush(raw: Any, where: str, width: int, height: int) -> dict:
+def _first_bad(value: Any, where: str, frames: int) -> NoReturn:
+    """Raise the error of the first malformed trajectory of a `tracks` brush's points (value did not convert to a
+    finite float array [P, T, 2])."""
+    tracks = _list(value, where, "[[[10, 12], [11, 12], ...], ...]", least=1)
+    for p, track in enumerate(tracks):
+        here = f"{where}[{p}]"
+        if len(_list(track, here, f"{frames} [x, y] positions, one per frame")) != frames:
+            _fail(here, f"has {len(track)} positions but the clip has {frames} frames", "give one [x, y] per frame")
+        for f, point in enumerate(track):
+            _numbers(point, f"{here}[{f}]", "[10, 12]", 2)
+    _fail(where, "could not be read as numbers", "write [[[x, y], ...], ...]")  # not reached: a check above fails
+
+
+def _trajectories(raw: dict, where: str, frames: int, width: int, height: int) -> dict:
+    """The `points` (and `visible`) of a tracks brush, checked: float [P, T, 2] finite, bool [P, T], every point in
+    frame and visible at frame 0."""
+    value = raw["points"]
+    try:
+        xy = np.asarray(value.tolist() if isinstance(value, np.ndarray) else value, np.float64)
+    except (TypeError, ValueError):
+        xy = None
+    if xy is None or xy.ndim != 3 or xy.shape[1:] != (frames, 2) or len(xy) == 0 or not np.isfinite(xy).all():
+        _first_bad(value, f"{where}.points", frames)
+    if len(xy) > MAX_TRACK_POINTS:
+        _fail(
+            f"{where}.points",
+            f"{len(xy)} trajectories",
+            f"give at most {MAX_TRACK_POINTS} (e.g. wanjax tracks --points 1024)",
+        )
+    for p, start in enumerate(xy[:, 0]):
+        _in_frame(list(start), f"{where}.points[{p}][0]", width, height)
+    out = {"points": xy.tolist()}
+    if "visible" in raw:
+        seen = _list(raw["visible"], f"{where}.visible", "[[true, true, false, ...], ...]", length=len(xy))
+        for p, row in enumerate(seen):
+            row = _list(row, f"{where}.visible[{p}]", f"{frames} true/false values, one per frame", length=frames)
+            bad = next((f for f, v in enumerate(row) if not isinstance(v, (bool, np.bool_))), None)
+            if bad is not None:
+                _fail(
+                    f"{where}.visible[{p}][{bad}]", f"expected true or false, got {row[bad]!r}", "write true or false"
+                )
+            if not row[0]:
+                _fail(
+                    f"{where}.visible[{p}][0]", "is false", "a trajectory must be visible in frame 0 (the given image)"
+                )
+            seen[p] = [bool(v) for v in row]
+        out["visible"] = seen
+    return out
+
+
+def _brush(raw: Any, where: str, width: int, height: int, frames: int) -> dict:
     if not isinstance(raw, dict):
         _fail(where, f"expected a brush object, got {raw!r}", 'write e.g. {"mode": "static", "mask": {...}}')
     if "mode" not in raw:
-        _fail(f"{where}.mode", "missing", f"add one of {', '.join(MODES)}")
-    mode = _choice(raw["mode"], f"{where}.mode", MODES)
+        _fail(f"{where}.mode", "missing", f"add one of {', '.join(FILE_MODES)}")
+    mode = _choice(raw["mode"], f"{where}.mode", FILE_MODES)
     raw = _keys(raw, where, _FIELDS[mode], f"a {mode} brush")
-    required = _REQUIRED.get(mode, ()) + (() if mode == "camera" else ("mask",))
+    required = _REQUIRED.get(mode, ()) + (() if mode in _UNMASKED else ("mask",))
     for key in required:
         if key not in raw:
             _fail(f"{where}.{key}", "missing", f"a {mode} brush needs {', '.join(required)}")
@@ -204,6 +269,10 @@ def _brush(raw: Any, where: str, width: int, height: int) -> dict:
         if not isinstance(raw["name"], str):
             _fail(f"{where}.name", f"expected text, got {raw['name']!r}", 'write e.g. "tree"')
         out["name"] = raw["name"]
+    if mode == TRACKS:
+        out["strength"] = _number(raw.get("strength", 1.0), f"{where}.strength")
+        out["kind"] = _choice(raw.get("kind", "path"), f"{where}.kind", MODES)
+        return out | _trajectories(raw, where, frames, width, height)
     out["density"] = _bounded(raw.get("density", 1.0), f"{where}.density", 0.0, strict=True)
     if mode == "camera":
         out["pan"] = _numbers(raw.get("pan", [0.0, 0.0]), f"{where}.pan", "[0.5, 0]", 2)
@@ -276,7 +345,7 @@ def _validate(raw: Any, size: tuple[int, int] | None, frames: int | None) -> dic
     brushes = _list(raw["brushes"], "brushes", '[{"mode": "static", "mask": {...}}]')
     if len(brushes) > MAX_BRUSHES:
         _fail("brushes", f"{len(brushes)} brushes", f"use at most {MAX_BRUSHES} (merge masks that move alike)")
-    out = [_brush(b, f"brushes[{i}]", width, height) for i, b in enumerate(brushes)]
+    out = [_brush(b, f"brushes[{i}]", width, height, t) for i, b in enumerate(brushes)]
     cameras = [i for i, b in enumerate(out) if b["mode"] == "camera"]
     if len(cameras) > 1:
         _fail(f"brushes[{cameras[1]}].mode", f"a second camera (the first is brushes[{cameras[0]}])", "keep one")

@@ -22,8 +22,8 @@ from PIL import Image, ImageDraw
 from wanjax.data.sprites import FPS
 from wanjax.errors import WanjaxError
 from wanjax.io.export import atomic_write, write_video
-from wanjax.motion.brush import load_brushes, mask_pixels
-from wanjax.motion.tracks import KINDS, Tracks
+from wanjax.motion.brush import TRACKS, load_brushes, mask_pixels
+from wanjax.motion.tracks import KINDS, Tracks, spread_order
 
 COLORS = {
     "path": (255, 72, 40),
@@ -31,6 +31,7 @@ COLORS = {
     "flow": (0, 210, 255),
     "static": (255, 56, 232),
     "camera": (255, 255, 255),
+    TRACKS: (120, 255, 90),
 }
 HALO = (16, 16, 16)
 SUPERSAMPLE = 4
@@ -38,6 +39,7 @@ TINT = 0.35  # mask fill opacity: the picture stays recognisable under it
 LINE, HEAD = 0.75, 2.5  # arrow shaft width and head length
 GROW = 0.3  # halo margin around every mark
 TRACK, DOT = 0.25, 0.45  # track polyline width and start / current dot radius
+ARROWS = 24  # a tracks brush: arrows along this many of its moving trajectories (spread over the frame)
 
 # A mark is a list of primitives, drawn twice (grown by GROW in HALO, then as is in colour):
 # ("line", points [N, 2], width) with round caps and joints, ("poly", points [N, 2]) filled, ("disc", centre, radius).
@@ -136,6 +138,14 @@ def _brush_mark(brush: dict, mask: np.ndarray | None, size: tuple[int, int], fra
     """The arrows / pin of one normalised brush (load_brushes: its mask has a pixel); mask bool [H, W] (None for
     camera, whose zoom shows in its tracks, not here)."""
     mode = brush["mode"]
+    if mode == TRACKS:  # arrows along a spread share of the trajectories that move, each up to where it is lost
+        xy = np.asarray(brush["points"], np.float64)
+        xy = xy[:, :1] + brush["strength"] * (xy - xy[:, :1])
+        seen = np.asarray(brush.get("visible", np.ones(xy.shape[:2], bool)), bool)
+        last = np.where(seen.all(axis=1), xy.shape[1], np.argmin(seen, axis=1))  # frames up to the first hidden one
+        moves = np.array([np.linalg.norm(q[:n] - q[0], axis=-1).max() for q, n in zip(xy, last, strict=True)]) >= 1
+        picked = np.flatnonzero(moves)[spread_order(xy[moves, 0])][:ARROWS]
+        return [part for p in picked for part in _arrow(xy[p, : last[p]])]
     if mode == "camera":
         centre = (np.array(size, np.float64) - 1) / 2
         end = centre + (frames - 1) * np.asarray(brush["pan"], np.float64)
@@ -189,14 +199,16 @@ def _outline(mask: np.ndarray, width: int) -> np.ndarray:
     return mask & ~inner
 
 
-def _track_arrays(tracks: Tracks) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _track_arrays(tracks: Tracks, spec: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Of the P' valid tracks: xy float [P', T, 2], visible bool [P', T], joined bool [P', T - 1] (draw a line from
-    frame f to f + 1) and each one's mode name.
+    frame f to f + 1) and each one's mode name: its brush's in the brush file `spec` (load_brushes), else its kind's.
 
     A flow point that leaves its region respawns upstream: that step, far off the track's usual one, is a jump, not
     motion, so it is not joined."""
     valid = np.asarray(tracks.valid, bool)
     kinds = [KINDS[k] for k in np.asarray(tracks.kind)[valid]]
+    if spec is not None:
+        kinds = [spec["brushes"][b]["mode"] for b in np.asarray(tracks.brush_id)[valid]]
     xy, visible = np.asarray(tracks.xy, np.float64)[valid], np.asarray(tracks.visible, bool)[valid]
     steps = np.diff(xy, axis=1)
     usual = np.median(steps, axis=1, keepdims=True)
@@ -226,7 +238,8 @@ def overlay_brushes(image: np.ndarray, brushes: str | Path | dict, tracks: Track
     """The first frame uint8 [H, W, 3] upscaled to [H * scale, W * scale, 3] with each brush drawn on it: its mask
     tinted and outlined in the mode's colour; an arrow along a path; a double arrow of the sway amplitude (and a
     bar on its anchor edge); arrows along a flow; a pin on a static region; an arrow from the frame centre over the
-    whole clip's camera pan. Under the marks, every valid track over all frames (a thin line, a dot at its start).
+    whole clip's camera pan; arrows along some trajectories of a tracks brush. Under the marks, every valid track
+    over all frames (a thin line, a dot at its start).
 
     brushes: a brush file (anything load_brushes takes); tracks: compile_brushes of the same file."""
     image = np.asarray(image)
@@ -242,7 +255,7 @@ def overlay_brushes(image: np.ndarray, brushes: str | Path | dict, tracks: Track
             _blend(canvas, color, TINT * up)
             _blend(canvas, color, _outline(up, outline).astype(np.float32))
         marks.append((_brush_mark(brush, mask, size, tracks.frames), color))
-    xy, visible, joined, kinds = _track_arrays(tracks)
+    xy, visible, joined, kinds = _track_arrays(tracks, spec)
     lines = []
     for p, kind in enumerate(kinds):
         # Lightened: a track crosses its own mask, whose tint is the mode colour.
@@ -255,13 +268,17 @@ def overlay_brushes(image: np.ndarray, brushes: str | Path | dict, tracks: Track
     return np.round(canvas).astype(np.uint8)
 
 
-def overlay_video(video: np.ndarray, tracks: Tracks, scale: int = 4, tail: int = 4) -> np.ndarray:
+def overlay_video(
+    video: np.ndarray, tracks: Tracks, scale: int = 4, tail: int = 4, brushes: str | Path | dict | None = None
+) -> np.ndarray:
     """Every frame of video uint8 [T, H, W, 3] upscaled to [T, H * scale, W * scale, 3], with each valid track's
     position in that frame as a dot and its last `tail` frames as a line (visible points only), in its mode's
-    colour: what the brushes asked for, on what the model made."""
+    colour (its brush's, given the brush file `brushes` the tracks came from; else its kind's): what the brushes
+    asked for, on what the model made."""
     video = np.asarray(video)
     _check(video, tracks, "video", (tracks.frames,), scale)
-    size, (xy, visible, joined, kinds) = tuple(tracks.size), _track_arrays(tracks)
+    spec = None if brushes is None else load_brushes(brushes, size=tracks.size, frames=tracks.frames)
+    size, (xy, visible, joined, kinds) = tuple(tracks.size), _track_arrays(tracks, spec)
     out = _upscale(video, scale)
     for f in range(len(video)):
         canvas = out[f].astype(np.float32)
@@ -294,7 +311,7 @@ def save_overlays(
     still = overlay_brushes(image, brushes, tracks, scale)
     paths = {"png": atomic_write(out / f"{name}_overlay.png", lambda p: iio.imwrite(p, still))}
     if video is not None:
-        frames = overlay_video(video, tracks, scale)
+        frames = overlay_video(video, tracks, scale, brushes=brushes)
         for ext in ("gif", "mp4"):
             paths[ext] = write_video(out / f"{name}_overlay.{ext}", frames, fps)
     return paths

@@ -11,7 +11,11 @@ camera brush on the pixels no other mask covers; all are moved by their brush's 
     flow    p + f · strength · speed · d/|d|, its coordinate along d wrapping within the mask's extent along d
             (points leaving downstream respawn upstream); visible only while its nearest pixel is in the mask
     static  p
-    camera  every point of every brush: c + zoom^f · (p_f - c) + f · pan, c = ((W-1)/2, (H-1)/2) the frame centre
+    camera  every point of every other brush: c + zoom^f · (p_f - c) + f · pan, c = ((W-1)/2, (H-1)/2) the frame
+            centre
+    tracks  the given trajectories q [T, 2] (the camera does not move them): q_0 + strength · (q_f - q_0), visible
+            where the file says; when they do not all fit, a spatially spread share (`spread_order`); kind: the
+            brush's `kind` (default path)
 A point is visible only while inside the frame (its nearest pixel exists). Coordinates as in `brush.py`.
 """
 
@@ -23,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from wanjax.errors import WanjaxError
-from wanjax.motion.brush import EASINGS, MODES, load_brushes, mask_pixels
+from wanjax.motion.brush import EASINGS, MODES, TRACKS, load_brushes, mask_pixels
 
-KINDS = MODES  # a track's kind is its brush's mode
+KINDS = MODES  # a track's kind is its brush's mode; a tracks brush's, its `kind` field
 
 
 def ease(u: np.ndarray, easing: str) -> np.ndarray:
@@ -116,6 +120,30 @@ def _seeds(region: np.ndarray, step: float) -> np.ndarray:
     return np.stack([x[keep], y[keep]], axis=-1).astype(np.float64)
 
 
+def spread_order(points: np.ndarray) -> np.ndarray:
+    """Indices ordering points [n, 2] so that every prefix is spread out: greedy farthest-point order, starting at the
+    point nearest their mean (deterministic; ties to the lower index)."""
+    n = len(points)
+    order = np.zeros(n, np.int64)
+    if n == 0:
+        return order
+    order[0] = np.argmin(np.square(points - points.mean(axis=0)).sum(-1))
+    gap = np.square(points - points[order[0]]).sum(-1)
+    for k in range(1, n):
+        order[k] = np.argmax(gap)
+        gap = np.minimum(gap, np.square(points - points[order[k]]).sum(-1))
+    return order
+
+
+def _trajectories(brush: dict, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """A tracks brush's points [n, T, 2] (strength applied) and visible [n, T], in `spread_order` of their starts."""
+    xy = np.asarray(brush["points"], np.float64)
+    xy = xy[:, :1] + brush["strength"] * (xy - xy[:, :1])
+    visible = np.asarray(brush["visible"], bool) if "visible" in brush else np.ones(xy.shape[:2], bool)
+    order = spread_order(xy[:, 0])
+    return xy[order], visible[order]
+
+
 def _quotas(counts: np.ndarray, limit: int) -> np.ndarray:
     """Points kept per region [B] (at most `limit` in all): every point if they fit, else 1 each plus shares of the
     rest proportional to the counts (largest remainders first)."""
@@ -156,6 +184,11 @@ def _move(brush: dict, points: np.ndarray, region: np.ndarray, frames: int) -> t
     return xy, inside
 
 
+def _kind(brush: dict) -> str:
+    """The model's kind of a brush's tracks: its mode, or for explicit trajectories the kind the file gives."""
+    return brush["kind"] if brush["mode"] == TRACKS else brush["mode"]
+
+
 def compile_brushes(
     src: str | Path | dict,
     *,
@@ -173,30 +206,35 @@ def compile_brushes(
     if not (math.isfinite(spacing) and spacing > 0):
         raise WanjaxError(f"spacing={spacing!r} must be a finite number of pixels > 0; use e.g. 4.0")
     (width, height), t, brushes = spec["size"], spec["frames"], spec["brushes"]
-    regions = {i: mask_pixels(b["mask"], (width, height)) for i, b in enumerate(brushes) if b["mode"] != "camera"}
+    regions = {i: mask_pixels(b["mask"], (width, height)) for i, b in enumerate(brushes) if "mask" in b}
     camera = next((i for i, b in enumerate(brushes) if b["mode"] == "camera"), None)
     if camera is not None:  # background points: pixels no other mask covers (none if the masks cover everything)
         background = ~np.any([np.zeros((height, width), bool), *regions.values()], axis=0)
         if background.any():
             regions[camera] = background
-    regions = dict(sorted(regions.items()))
-    if len(regions) > max_tracks:
+    given = {i: _trajectories(b, t) for i, b in enumerate(brushes) if b["mode"] == TRACKS}
+    order = sorted([*regions, *given])
+    if len(order) > max_tracks:
         raise WanjaxError(
-            f"max_tracks={max_tracks} is fewer than the {len(regions)} brush regions that each need a track; "
-            f"use max_tracks ≥ {len(regions)}"
+            f"max_tracks={max_tracks} is fewer than the {len(order)} brush regions that each need a track; "
+            f"use max_tracks ≥ {len(order)}"
         )
-    seeds = [_seeds(r, spacing / math.sqrt(brushes[i]["density"])) for i, r in regions.items()]
-    quotas = _quotas(np.array([len(s) for s in seeds], np.int64), max_tracks)
-    moved = [_move(brushes[i], s[:q], r, t) for (i, r), s, q in zip(regions.items(), seeds, quotas, strict=True)]
+    seeds = {i: _seeds(r, spacing / math.sqrt(brushes[i]["density"])) for i, r in regions.items()}
+    quotas = _quotas(np.array([len(seeds[i]) if i in seeds else len(given[i][0]) for i in order], np.int64), max_tracks)
+    moved = [
+        _move(brushes[i], seeds[i][:q], regions[i], t) if i in regions else (given[i][0][:q], given[i][1][:q])
+        for i, q in zip(order, quotas, strict=True)
+    ]
     xy = np.concatenate([np.zeros((0, t, 2)), *(m[0] for m in moved)])
     visible = np.concatenate([np.zeros((0, t), bool), *(m[1] for m in moved)])
+    ids = np.repeat(np.array(order, np.int64), quotas)
     if camera is not None:
         centre = np.array([(width - 1) / 2, (height - 1) / 2])
         zoom = brushes[camera]["zoom"] ** np.arange(t, dtype=np.float64)[:, None]
-        xy = centre + zoom * (xy - centre) + camera_offsets(brushes[camera]["pan"], t)
+        panned = centre + zoom * (xy - centre) + camera_offsets(brushes[camera]["pan"], t)
+        xy = np.where(np.isin(ids, list(given))[:, None, None], xy, panned)
     visible = visible & _nearest(xy, (width, height))[2]
-    ids = np.repeat(np.array(list(regions), np.int64), quotas)
-    kinds = np.repeat(np.array([KINDS.index(brushes[i]["mode"]) for i in regions], np.int64), quotas)
+    kinds = np.repeat(np.array([KINDS.index(_kind(brushes[i])) for i in order], np.int64), quotas)
     pad = max_tracks - len(ids)
     return Tracks(
         xy=np.pad(xy.astype(np.float32), ((0, pad), (0, 0), (0, 0))),

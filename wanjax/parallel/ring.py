@@ -278,6 +278,10 @@ def attend_local(
     unless with_work, which returns (out, work) from the forward alone, for tests and benchmarks.
     """
     heads = functools.partial(jnp.swapaxes, axis1=1, axis2=2)  # [B, L, N, K] <-> [B, N, L, K]
+    # Tie the frame ids to q: computed from constants alone, a train step's scan over layers would hoist everything
+    # that follows from them out of the loop, the inner tile loops stacking each tile pair's mask at [B, N, tq, tk]
+    # (O(L²) memory: 214 GB per device for 32,760 tokens and 40 heads).
+    q, q_frame, k_frame = lax.optimization_barrier((q, q_frame, k_frame))
     args = (plan, heads(q), heads(k), heads(v), q_frame, k_frame)
     sink = (None, None) if sink_k is None else (heads(sink_k), heads(sink_v))
     if with_work:

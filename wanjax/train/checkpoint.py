@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 def fingerprint(tree: Any) -> list[float]:
     """Two float64 numbers per array leaf (sum and sum of squares): cheap, and a corrupted value changes them."""
     leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return []
     stats = [jnp.stack([jnp.sum(x.astype(jnp.float32)), jnp.sum(jnp.square(x.astype(jnp.float32)))]) for x in leaves]
     return np.asarray(jax.device_get(jnp.stack(stats)), np.float64).ravel().tolist()
 

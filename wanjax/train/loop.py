@@ -21,21 +21,22 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from wanjax.config import Config, TrainConfig
+from wanjax.config import Config, TrainConfig, config_to_dict
+from wanjax.diffusion.conditioning import channel_condition, with_condition
 from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS, add_noise, flow_loss
 from wanjax.errors import WanjaxError
-from wanjax.model.dit import AttnSpec, WanDiT
+from wanjax.io.weights import Pipeline
+from wanjax.model.dit import AttnSpec
 from wanjax.model.flops import train_step_flops
-from wanjax.model.pixel import make_vae
 from wanjax.parallel.distributed import agreed_preemption, row_share, to_host
 from wanjax.parallel.mesh import check_divisible, logical_to_spec, make_mesh, maybe_initialize_distributed
-from wanjax.train.checkpoint import Checkpointer, abstract_like
+from wanjax.train.checkpoint import Checkpointer, abstract_like, fingerprint
+from wanjax.train.finetune import build_model
 from wanjax.train.metrics import RunLog, peak_flops
-from wanjax.train.state import init_state, optimizer, state_shardings
+from wanjax.train.state import init_state, optimizer, state_shardings, trainable
 from wanjax.train.step import batch_motion, batch_shardings, brush_motion, make_train_step
 
 EVAL_SIGMAS = (0.2, 0.5, 0.8)  # fixed noise levels of the eval loss, so evals are comparable across steps
-VAE_SEED = 1
 
 
 class Preemption:
@@ -74,19 +75,21 @@ def is_causal_step(tcfg: TrainConfig, step: int) -> bool:
 
 def eval_loss_fn(graphdef, cfg: Config, attn: AttnSpec) -> Callable:
     """jit'd mean flow loss over EVAL_SIGMAS with fixed noise (conditioning frames clean and not scored; brushes
-    kept): params, batch -> scalar."""
+    kept): params, frozen params, batch -> scalar."""
 
-    def run(params, batch):
-        model = nnx.merge(graphdef, params)
+    def run(params, frozen, batch):
+        model = nnx.merge(graphdef, params, frozen)
         x = batch["latents"]
         eps = jax.random.normal(jax.random.key(1234), x.shape, x.dtype)
         keep = 1.0 - batch["cond_frames"] if "cond_frames" in batch else jnp.ones(x.shape[:2])
         losses = []
         for s in EVAL_SIGMAS:
             sigma = s * keep
+            x_t = with_condition(add_noise(x, eps, sigma), batch.get("condition"))
             pred = model(
-                add_noise(x, eps, sigma), sigma * NUM_TRAIN_TIMESTEPS, batch["context"], batch_motion(batch), attn=attn
-            )
+                x_t, sigma * NUM_TRAIN_TIMESTEPS, batch["context"], batch_motion(batch), attn=attn,
+                image_context=batch.get("image_context"),
+            )  # fmt: skip
             losses.append(flow_loss(pred, x, eps, keep))
         return jnp.mean(jnp.stack(losses))
 
@@ -102,19 +105,49 @@ def to_global(batch: dict, shardings: dict, shares: int = 1) -> dict:
     }
 
 
-def make_encoder(cfg: Config, vae: nnx.Module) -> Callable[[dict], dict]:
+def image_inputs(cfg: Config, vae: nnx.Module, pipe: Pipeline | None, video: np.ndarray) -> dict:
+    """What an image-to-video Wan model reads besides the noise, from clips video [B, T, H, W, 3] in [-1, 1]: the
+    condition channels of a model with them (Wan2.1-I2V: mask + the VAE latent of the first frame, and of the last
+    for first-last-frame models) and CLIP tokens [B, I, image_dim] of a model with an image branch (pipe:
+    train.init's checkpoint, whose encoder makes them). {} for other models."""
+    from wanjax.io.export import to_uint8
+    from wanjax.sample_inputs import image_tokens
+
+    m = cfg.model
+    first, last = to_uint8(video[:, 0]), (to_uint8(video[:, -1]) if m.pos_embed_seq_len else None)
+    out = {}
+    if m.in_channels != m.out_channels:
+        out["condition"] = channel_condition(vae.encode, first, last, video.shape[1], cfg.vae.temporal_stride)
+    if m.image_dim is not None:
+        if pipe is None or pipe.clip is None:
+            raise WanjaxError("a model with an image branch (model.image_dim) needs train.init's CLIP encoder")
+        out["image_context"] = jnp.concatenate([
+            image_tokens(pipe.clip, pipe.image_processor, m, f, None if last is None else last[i])
+            for i, f in enumerate(first)
+        ])  # fmt: skip
+    return out
+
+
+def make_encoder(cfg: Config, vae: nnx.Module, pipe: Pipeline | None = None) -> Callable[[dict], dict]:
     """Host batch -> model batch {"latents", "context", ...}: a procedural {"video": [B, T, H, W, 3] in [-1, 1]} is
     encoded by the frozen VAE; cached real video ({"latents", "context"}, data/tfds) passes through. With
-    train.cond_frames the leading latent frames are conditioning; a brush model gets each clip's brushes as tracks
-    (`brush_motion`: already done by the input pipeline's workers, else here)."""
+    train.cond_frames the leading latent frames are conditioning; an image-to-video Wan model gets its
+    `image_inputs`; a brush model gets each clip's brushes as tracks (`brush_motion`: already done by the input
+    pipeline's workers, else here)."""
+    m = cfg.model
 
     def encode(batch: dict) -> dict:
         if "latents" in batch:
+            if m.in_channels != m.out_channels or m.image_dim is not None:
+                raise WanjaxError(
+                    "an image-to-video model with condition channels or CLIP tokens trains on pixel clips (its first "
+                    "frame makes the condition); cached latents (data.name=video_latents) hold none yet"
+                )
             out = {"latents": jnp.asarray(batch["latents"]), "context": jnp.asarray(batch["context"])}
         else:
             latents = vae.encode(jnp.asarray(batch["video"]))
             context = jnp.zeros((latents.shape[0], 1, cfg.model.text_dim), jnp.float32)  # text-free toy data
-            out = {"latents": latents, "context": context}
+            out = {"latents": latents, "context": context} | image_inputs(cfg, vae, pipe, np.asarray(batch["video"]))
         B, F = out["latents"].shape[:2]
         if cfg.train.cond_frames:
             out["cond_frames"] = jnp.asarray(np.arange(F) < cfg.train.cond_frames, jnp.float32)[None].repeat(B, 0)
@@ -144,10 +177,12 @@ def train(
         from wanjax.data.pipeline import config_batches
 
         data = lambda split: config_batches(cfg, split, share)  # noqa: E731
-    vae = make_vae(cfg.vae, nnx.Rngs(VAE_SEED))  # frozen: defines the latent space
-    encode = make_encoder(cfg, vae)
+    parts = build_model(cfg)
+    vae = parts.vae  # frozen: defines the latent space
+    encode = make_encoder(cfg, vae, parts.pipe)
     tx = optimizer(tcfg)
-    graphdef, state = init_state(WanDiT(cfg.model, rngs=nnx.Rngs(tcfg.seed)), tx, tcfg.seed)
+    graphdef, state = init_state(parts.dit, tx, tcfg.seed, trainable(tcfg))
+    _write_config(cfg, workdir)
     s_state = state_shardings(state, mesh)
     state = jax.device_put(state, s_state)
     train_iter = data("train")
@@ -156,8 +191,15 @@ def train(
 
     ckpt = Checkpointer(f"{workdir}/checkpoints", tcfg.keep)
     start = 0
+    frozen = fingerprint(state.frozen)  # not in checkpoints: rebuilt from train.init / the seed, and checked
     if tcfg.resume and ckpt.steps():
-        start, state, _ = ckpt.restore(abstract_like(state, s_state), train_iter)
+        start, restored, meta = ckpt.restore(abstract_like(state.saved(), s_state.saved()), train_iter)
+        if meta.get("frozen", []) != frozen:
+            raise WanjaxError(
+                f"the frozen parameters differ from those {workdir}'s checkpoints trained with (train.init, "
+                "train.trainable or train.lora_* changed?); resume with the run's settings, or use a new train.workdir"
+            )
+        state = restored.replace(frozen=state.frozen)
     first = encode(next(train_iter))
     s_batch = batch_shardings(first, mesh)
     shares = share[1]
@@ -200,14 +242,14 @@ def train(
                     row["mfu"] = rate * flops / peak
                 t_last, n_last = time.perf_counter(), n
             if every(n, tcfg.eval_every) or n == tcfg.steps or n == 1:
-                row["eval_loss"] = float(eval_fn(state.params, to_global(eval_batch, s_batch, shares)))
+                row["eval_loss"] = float(eval_fn(state.params, state.frozen, to_global(eval_batch, s_batch, shares)))
                 summary["eval_loss"].append((n, row["eval_loss"]))
             if row:
                 log.log(n, row)
             if every(n, tcfg.sample_every):
-                _sample(cfg, graphdef, state, vae, f"{workdir}/samples/step_{n:07d}", eval_host)
+                _sample(cfg, graphdef, state, parts, f"{workdir}/samples/step_{n:07d}", eval_host)
             if saving:
-                ckpt.save(n, state, train_iter, meta={"loss": row["loss"]}, force=stopping)
+                ckpt.save(n, state.saved(), train_iter, meta={"loss": row["loss"], "frozen": frozen}, force=stopping)
             log.advance()
             if stopping:
                 summary["status"] = "preempted"
@@ -225,17 +267,20 @@ def train(
     return summary
 
 
-def _sample(cfg: Config, graphdef, state, vae: nnx.Module, out: str, example: dict) -> None:
+def _sample(cfg: Config, graphdef, state, parts, out: str, example: dict) -> None:
     """A progress video from the EMA weights with the config's sample settings (text-free, seed 0). An
     image-to-video model starts from the first eval clip's first frame, a brush model follows its brushes."""
     from wanjax.io.export import to_uint8, write_sample
     from wanjax.sample import generate
 
-    ema = to_host(state.ema)  # every process takes part in the gather; process 0 samples and writes
+    ema, frozen = to_host((state.ema, state.frozen))  # every process takes part in the gather; process 0 writes
     if jax.process_index() != 0:
         return
     context = jnp.zeros((1, 1, cfg.model.text_dim), jnp.float32)
-    image = to_uint8(example["video"][:1, 0]) if cfg.train.cond_frames and "video" in example else None
+    m = cfg.model
+    given = cfg.train.cond_frames or m.in_channels != m.out_channels or m.image_dim is not None
+    image = to_uint8(example["video"][:1, 0]) if given and "video" in example else None
+    inputs = {} if image is None else image_inputs(cfg, parts.vae, parts.pipe, np.asarray(example["video"][:1]))
     motion = None
     if image is not None:  # the clip's size and length, whatever the sample settings say
         T, H, W = example["video"].shape[1:4]
@@ -245,24 +290,51 @@ def _sample(cfg: Config, graphdef, state, vae: nnx.Module, out: str, example: di
         from wanjax.motion.embed import motion_input
 
         motion = motion_input([compile_brushes(example["brushes"][0], max_tracks=cfg.sample.max_tracks)], cfg.vae)
-    model = nnx.merge(graphdef, ema)
-    frames, latents = generate(model, vae, cfg, 0, context, image=image, motion=motion, progress=False)
+    model = nnx.merge(graphdef, ema, frozen)
+    frames, latents = generate(
+        model, parts.vae, cfg, 0, context, image=image, motion=motion, progress=False,
+        image_context=inputs.get("image_context"),
+    )  # fmt: skip
     write_sample(out, frames[0], fps=cfg.sample.fps, meta={"step": int(state.step)}, latents=latents[0])
 
 
 def _export(cfg: Config, graphdef, state, vae: nnx.Module, folder: str) -> None:
-    """EMA weights + the frozen VAE as a sampling checkpoint (wanjax sample CONFIG --ckpt folder)."""
+    """EMA weights + the frozen VAE as a sampling checkpoint (wanjax sample CONFIG --ckpt folder), with train.init's
+    text / image encoders. LoRA adapters are folded into the weights, and also written apart, in diffusers' Wan LoRA
+    layout (lora.safetensors)."""
+    from wanjax.io.lora_params import export_lora
     from wanjax.io.weights import save_checkpoint
+    from wanjax.model.lora import adapters, merge_lora
 
-    params = to_host(state.ema)  # every process takes part in the gather; process 0 writes
+    params, frozen = to_host((state.ema, state.frozen))  # every process takes part in the gather; process 0 writes
     if jax.process_index() != 0:
         return
-    ema = nnx.merge(graphdef, params)
+    ema = nnx.merge(graphdef, params, frozen)
+    lora = adapters(ema)
+    merge_lora(ema)
+    init = None if cfg.train.init is None else Path(cfg.train.init)
+
+    def write(local: Path) -> None:
+        save_checkpoint(local, cfg, ema, vae, text_from=init)
+        if lora:
+            export_lora(lora, cfg.model, local / "lora.safetensors")
+
     if not folder.startswith("gs://"):
-        save_checkpoint(folder, cfg, ema, vae)
+        write(Path(folder))
         return
     from wanjax.io.gcs import upload_files
 
     with tempfile.TemporaryDirectory() as tmp:
-        save_checkpoint(Path(tmp) / "export", cfg, ema, vae)
+        write(Path(tmp) / "export")
         upload_files(sorted((Path(tmp) / "export").iterdir()), folder)
+
+
+def _write_config(cfg: Config, workdir: str) -> None:
+    """The run's settings as workdir/config.yaml (process 0), what `wanjax lora export RUN` rebuilds the run from."""
+    import yaml
+    from etils import epath
+
+    if jax.process_index() == 0:
+        path = epath.Path(workdir)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

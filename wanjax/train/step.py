@@ -13,11 +13,13 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
 from wanjax.config import Config
+from wanjax.diffusion.conditioning import with_condition
 from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS, add_noise, flow_loss, frame_sigmas
 from wanjax.model.dit import AttnSpec
 from wanjax.model.motion import Motion
@@ -29,6 +31,8 @@ BATCH_LAYOUT = {
     "context": ("batch", None, None),
     "frame_weight": ("batch", "frames"),
     "cond_frames": ("batch", "frames"),
+    "condition": ("batch", "frames", None, None, None),
+    "image_context": ("batch", None, None),
     "motion_xy": ("batch", None, None, None, None),
     "motion_visible": ("batch", None, None, None),
     "motion_valid": ("batch", None),
@@ -43,13 +47,25 @@ def motion_batch(motion: Motion) -> dict:
     return {f"motion_{k}": getattr(motion, k) for k in MOTION_KEYS}
 
 
-def brush_motion(cfg: Config, batch: dict) -> dict:
-    """A host batch with "brushes" (B brush files) plus their motion entries (numpy): each file compiled to
-    train.max_tracks tracks, the same compile_brushes as sampling. Runs in the input pipeline's workers."""
+def brush_motion(cfg: Config, batch: dict, rng: np.random.Generator | None = None) -> dict:
+    """A host batch plus its motion entries (numpy), train.max_tracks tracks per clip: from "brushes" (B brush files,
+    the same compile_brushes as sampling) or from stored point tracks "tracks_xy" [B, P, T, 2], "tracks_visible",
+    "tracks_valid" (real clips), a random subset per clip as data.track_* say (`sample_tracks`; rng: the input
+    pipeline's per-batch generator, else one seeded with train.seed). Runs in the input pipeline's workers."""
     from wanjax.motion import compile_brushes
     from wanjax.motion.embed import motion_input
 
-    tracks = [compile_brushes(b, max_tracks=cfg.train.max_tracks) for b in batch["brushes"]]
+    if "tracks_xy" in batch:
+        from wanjax.data.track_sampling import sample_tracks
+
+        rng = np.random.default_rng(cfg.train.seed) if rng is None else rng
+        d, s = cfg.data, cfg.vae.spatial_stride
+        size = (batch["latents"].shape[-2] * s, batch["latents"].shape[-3] * s)
+        options = dict(rows=cfg.train.max_tracks, size=size, count=d.track_count, spread=d.track_spread)
+        stored = zip(batch["tracks_xy"], batch["tracks_visible"], batch["tracks_valid"], strict=True)
+        tracks = [sample_tracks(*clip, rng, dropout=d.track_dropout, **options) for clip in stored]
+    else:
+        tracks = [compile_brushes(b, max_tracks=cfg.train.max_tracks) for b in batch["brushes"]]
     return batch | motion_batch(motion_input(tracks, cfg.vae))
 
 
@@ -63,9 +79,11 @@ def batch_motion(batch: dict) -> Motion | None:
 
 def loss_fn(model: nnx.Module, batch: dict, key: jax.Array, cfg: Config, attn: AttnSpec) -> jax.Array:
     """Flow-matching loss of one batch. Frames marked in `cond_frames` stay clean (sigma 0) and are the
-    conditioning (image-to-video); `frame_weight` excludes frames from the loss. Brush tracks, if any, are dropped
-    for a train.motion_dropout share of the examples (the unconditional branch of motion guidance). Under a causal
-    mask (a pyramid step, train.causal_prob) every example gets one noise level per segment.
+    conditioning (image-to-video); a model with condition channels (Wan2.1-I2V) reads `condition` beside the noisy
+    latents, and CLIP `image_context` when it has an image branch; `frame_weight` excludes frames from the loss.
+    Brush tracks, if any, are dropped for a train.motion_dropout share of the examples (the unconditional branch of
+    motion guidance). Under a causal mask (a pyramid step, train.causal_prob) every example gets one noise level per
+    segment.
     """
     x = batch["latents"]
     B, F = x.shape[:2]
@@ -82,7 +100,10 @@ def loss_fn(model: nnx.Module, batch: dict, key: jax.Array, cfg: Config, attn: A
     motion = batch_motion(batch)
     if motion is not None:
         motion = motion.dropped(jax.random.bernoulli(k_drop, t.motion_dropout, (B,)))
-    pred = model(add_noise(x, eps, sigma), sigma * NUM_TRAIN_TIMESTEPS, batch["context"], motion, attn=attn)
+    x_t = with_condition(add_noise(x, eps, sigma), batch.get("condition"))
+    pred = model(
+        x_t, sigma * NUM_TRAIN_TIMESTEPS, batch["context"], motion, attn=attn, image_context=batch.get("image_context")
+    )
     return flow_loss(pred, x, eps, weight, sigma if t.loss == "sample" else None)
 
 
@@ -98,11 +119,11 @@ def train_step(
     graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cfg: Config, attn: AttnSpec, state: TrainState,
     batch: dict,
 ) -> tuple[TrainState, dict]:  # fmt: skip
-    """Loss, grads, optimizer update, EMA. Pure: same inputs, same outputs."""
+    """Loss, grads (of the trained parameters only), optimizer update, EMA. Pure: same inputs, same outputs."""
     key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
     def loss_of(params):
-        return loss_fn(nnx.merge(graphdef, params), batch, key, cfg, attn)
+        return loss_fn(nnx.merge(graphdef, params, state.frozen), batch, key, cfg, attn)
 
     loss, grads = jax.value_and_grad(loss_of)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)

@@ -24,10 +24,10 @@ def get_builder(
     **builder_kwargs,
 ) -> tfds.core.DatasetBuilder:
     """The builder of data set `name` under data_dir. Procedural sets: clip size, count and generator seed pick the
-    config (one folder each); video_latents: `frames` only, and builder_kwargs clips_dir, encode_video, encode_text
-    to build it (see `VideoLatents`)."""
+    config (one folder each); video_latents: `frames` and `points` (tracks per clip) only, and builder_kwargs
+    clips_dir, encode_video, encode_text (track, cache_dir, report) to build it (see `VideoLatents`)."""
     if name == "video_latents":
-        cls, config = VideoLatents, video_latents_config(frames)
+        cls, config = VideoLatents, video_latents_config(frames, builder_kwargs.pop("points", 1024))
     else:
         procedural = {"brushsprites": BrushSprites, "sprites60": Sprites60}
         if name not in procedural:
