@@ -71,7 +71,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     """`wanjax studio` as a subprocess on a free loopback port: (url, its temporary folder). Ended by its pid; its
-    temporary files must be gone afterwards."""
+    temporary files, and Gradio's copies of them, must be gone afterwards."""
     tmp = tmp_path_factory.mktemp("studio")
     port = _free_port()
     flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", ""))
@@ -98,6 +98,10 @@ def studio(tmp_path_factory):
             pytest.fail(f"wanjax studio ignored SIGTERM for 30 s: {log.read_text()[-2000:]}")
     assert proc.returncode == 0, log.read_text()[-2000:]
     assert not workdir.exists(), "the studio left its temporary files behind"
+    # Gradio's copies of what the page showed went too (it keeps the example pictures and a few empty files).
+    examples = {p.name for p in (ROOT / "examples").glob("*.png")}
+    kept = [p for p in (tmp / "gradio").rglob("*") if p.is_file() and p.stat().st_size and p.name not in examples]
+    assert kept == [], kept
 
 
 def _picture() -> np.ndarray:
@@ -126,9 +130,13 @@ class Page:
     def status(self) -> str:
         return self.page.locator("#brush-status").inner_text()
 
-    def wait_canvas_change(self, before: str) -> None:
+    def wait_canvas_change(self, before: str | None = None) -> None:
+        """Until the canvas shows a picture (other than the one at `before`), loaded."""
         self.page.wait_for_function(
-            "src => document.querySelector('#canvas img').getAttribute('src') !== src", arg=before, timeout=30_000
+            "src => { const i = document.querySelector('#canvas img');"
+            " return i && i.getAttribute('src') !== src && i.complete && i.naturalWidth > 0; }",
+            arg=before,
+            timeout=30_000,
         )
 
     def wait_status(self, text: str) -> None:
@@ -136,6 +144,7 @@ class Page:
 
     def click_pixel(self, x: float, y: float) -> None:
         """Click the canvas over source pixel (x, y), wherever the page has put and scaled it (object-fit)."""
+        self.wait_canvas_change()
         img = self.page.locator("#canvas img")
         box = img.bounding_box()
         width, height, fit = img.evaluate("i => [i.naturalWidth, i.naturalHeight, getComputedStyle(i).objectFit]")
@@ -193,13 +202,16 @@ def test_studio_in_a_browser(studio, chromium, tmp_path):
             ui.click_pixel(*BOX[:2])
             ui.click_pixel(*BOX[2:])
             ui.wait_status("1 brush(es), valid")
+            pinned = {**by_hand, "brushes": [{"mode": "static", "mask": {"box": BOX}}]}
+            assert np.array_equal(ui.canvas(), overlay_brushes(frame, pinned, compile_brushes(pinned), scale))
             ui.shot("box")
 
             # Mode path: the validator says what is missing, next to the brush.
+            before = ui.canvas_src()
             ui.page.locator("#mode").get_by_text("path", exact=True).click()
-            missing = {**by_hand, "brushes": [{"mode": "path", "mask": {"box": BOX}}]}
+            ui.wait_canvas_change(before)  # the half-made brush leaves the overlay
             with pytest.raises(WanjaxError) as e:
-                load_brushes(missing)
+                load_brushes({**by_hand, "brushes": [{"mode": "path", "mask": {"box": BOX}}]})
             ui.wait_status(str(e.value))
             no_path = ui.canvas()
             ui.shot("path_mode")

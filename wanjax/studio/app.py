@@ -7,6 +7,7 @@ in the box under the brush; other user errors show the same way next to what cau
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import signal
@@ -19,7 +20,7 @@ import gradio as gr
 import numpy as np
 
 from wanjax.errors import WanjaxError
-from wanjax.motion import load_brushes
+from wanjax.motion import load_brushes, mask_pixels
 from wanjax.motion.brush import ANCHORS, EASINGS, MODES
 from wanjax.motion.draw import COLORS
 from wanjax.sample_inputs import read_image
@@ -70,6 +71,7 @@ class Studio:
         self.max_tracks = engine.cfg.sample.max_tracks
         self.examples = _examples()
         self.empty = edit.Draft(engine.size, engine.cfg.sample.frames)  # no brushes yet
+        self.view_size = 0  # the number of components `view` updates (set by `build`)
 
     def first_frame(self) -> np.ndarray:
         """The frame the page opens with: the first example's picture, or mid grey."""
@@ -134,9 +136,12 @@ class Studio:
     def on_paint(self, frame, draft, value):
         """A stroke of the brush or eraser: the current brush's region is what the layer now covers."""
         layers = (value or {}).get("layers") or []
-        if not layers:
-            return self.view(frame, draft)
-        return self.view(frame, edit.set_mask(draft, edit.painted_mask(layers[0][..., 3], display_scale(draft.size))))
+        mask = edit.painted_mask(layers[0][..., 3], display_scale(draft.size)) if layers else None
+        brush = draft.brush or {}
+        unchanged = mask is None or ("mask" in brush and np.array_equal(mask, mask_pixels(brush["mask"], draft.size)))
+        if unchanged:  # the editor also reports its value as it was set: keep a shape a shape, redraw nothing
+            return tuple(gr.skip() for _ in range(self.view_size))
+        return self.view(frame, edit.set_mask(draft, mask))
 
     def on_mode(self, frame, draft, mode):
         draft = edit.set_mode(draft, mode)
@@ -181,6 +186,13 @@ class Studio:
         except WanjaxError as e:
             problem = f"{Path(brushes).name}: {e}"
         return (frame, *self.view(frame, draft, problem))
+
+    def on_frames(self, frame, draft, frames):
+        """A clip length typed or picked; one that is not a whole number is refused with the validator's words."""
+        text = str(frames).strip()
+        if text.isdigit():
+            return self.view(frame, edit.set_frames(draft, int(text)))
+        return self.view(frame, draft, check(dataclasses.replace(draft, frames=text))[1])
 
     def on_load(self, frame, draft, path):
         """A brush file uploaded for editing; a bad one leaves the draft as it was and shows why."""
@@ -290,47 +302,41 @@ def build(engine: Engine, workdir: Workdir) -> gr.Blocks:
             tracks = gr.Video(label="Tracks on the video", autoplay=True, loop=True, elem_id="tracks", scale=2,
                               height=360)  # fmt: skip
 
-        fields = [
-            easing,
-            path_speed,
-            strength,
-            amplitude,
-            period,
-            phase,
-            anchor,
-            flow_speed,
-            dx,
-            dy,
-            pan_x,
-            pan_y,
-            zoom,
-        ]
+        fields = [easing, path_speed, strength, amplitude, period, phase, anchor, flow_speed, dx, dy, pan_x, pan_y,
+                  zoom]  # fmt: skip
         boxes = [path_box, sway_box, flow_box, camera_box, direction_row, strength_box]
         view = [draft, canvas, status, picker, mode, *boxes, *fields, frames, code, download]  # Studio.view's order
+        studio.view_size = len(view)
 
         def keep(fn):  # a handler whose output is VIEW, for an edit of the draft
             return lambda f, d, *a: studio.view(f, fn(d, *a))
 
-        canvas.select(studio.on_click, [frame, draft, tool], view)
-        paint_tab.select(studio.on_paint_tab, [frame, draft], painter)
-        painter.input(studio.on_paint, [frame, draft, painter], view)
-        shapes_tab.select(studio.view, [frame, draft], view)
+        # Edits run one at a time, in order (one queue for all of them): each reads the draft the last one wrote.
+        edits = {"concurrency_limit": 1, "concurrency_id": "edit"}
+
+        def repaint(event):  # the Paint tab shows the current brush of the current frame
+            event.then(studio.on_paint_tab, [frame, draft], painter, **edits)
+
+        canvas.select(studio.on_click, [frame, draft, tool], view, **edits)
+        paint_tab.select(studio.on_paint_tab, [frame, draft], painter, **edits)
+        painter.input(studio.on_paint, [frame, draft, painter], view, **edits)
+        shapes_tab.select(studio.view, [frame, draft], view, **edits)
         tool.change(lambda t: HINTS[t], tool, hint)
-        tool.input(keep(edit.drop_clicks), [frame, draft], view)
-        mode.input(studio.on_mode, [frame, draft, mode], [*view, tool])
-        picker.input(keep(edit.select), [frame, draft, picker], view)
-        new.click(keep(edit.add_brush), [frame, draft], view)
-        delete.click(keep(edit.delete_brush), [frame, draft], view)
-        clear.click(keep(edit.clear_path), [frame, draft], view)
-        frames.input(keep(edit.set_frames), [frame, draft, frames], view)
+        tool.input(keep(edit.drop_clicks), [frame, draft], view, **edits)
+        repaint(mode.input(studio.on_mode, [frame, draft, mode], [*view, tool], **edits))
+        repaint(picker.input(keep(edit.select), [frame, draft, picker], view, **edits))
+        repaint(new.click(keep(edit.add_brush), [frame, draft], view, **edits))
+        repaint(delete.click(keep(edit.delete_brush), [frame, draft], view, **edits))
+        clear.click(keep(edit.clear_path), [frame, draft], view, **edits)
+        frames.input(studio.on_frames, [frame, draft, frames], view, **edits)
         for control in fields:
-            control.input(studio.on_fields, [frame, draft, *fields], view)
-        upload.upload(studio.on_frame, [upload, frame, draft], [frame, *view])
-        gallery.select(studio.on_example, None, [frame, *view])
-        load.upload(studio.on_load, [frame, draft, load], view)
+            control.input(studio.on_fields, [frame, draft, *fields], view, **edits)
+        repaint(upload.upload(studio.on_frame, [upload, frame, draft], [frame, *view], **edits))
+        repaint(gallery.select(studio.on_example, None, [frame, *view], **edits))
+        repaint(load.upload(studio.on_load, [frame, draft, load], view, **edits))
         go.click(studio.on_generate, [frame, draft, seed, steps], [video, tracks, mp4, info], concurrency_limit=1,
                  concurrency_id="generate")  # fmt: skip
-        page.load(studio.view, [frame, draft], view)
+        page.load(studio.view, [frame, draft], view, **edits)
     return page
 
 
@@ -352,22 +358,13 @@ def launch(
     workdir = Workdir()
     print(f"wanjax studio: temporary files in {workdir.root}", flush=True)
     page = build(engine, workdir)
-    page.queue(max_size=32, default_concurrency_limit=4)
+    page.queue(max_size=32)  # edits and generations each run one at a time (build); more wait, up to 32
     try:
-        page.launch(
-            server_name=host,
-            server_port=port,
-            share=share,
-            max_file_size=MAX_UPLOAD,
-            css=CSS,
-            ssr_mode=False,
-            prevent_thread_lock=True,
-            allowed_paths=[str(workdir.root), str(EXAMPLES)],
-            theme=gr.themes.Soft(primary_hue="orange"),
-            footer_links=[],
-            quiet=not block,
-            height=1500,
-        )  # fmt: skip (height: of the page inline in a notebook)
+        # height: the page's inline height in a notebook
+        page.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_UPLOAD, css=CSS,
+                    ssr_mode=False, prevent_thread_lock=True, allowed_paths=[str(workdir.root), str(EXAMPLES)],
+                    theme=gr.themes.Soft(primary_hue="orange"), footer_links=[], quiet=not block,
+                    height=1500)  # fmt: skip
     except OSError as e:  # the port is taken (Gradio says so with an OSError)
         workdir.close()
         raise WanjaxError(f"cannot serve on {host}:{port or 7860} ({e}); pass another --port") from None

@@ -224,7 +224,7 @@ def drop_clicks(draft: Draft) -> Draft:
 
 
 def set_frames(draft: Draft, frames: int) -> Draft:
-    return dataclasses.replace(draft, frames=int(frames))
+    return dataclasses.replace(draft, frames=frames)
 
 
 def rle(mask: np.ndarray) -> dict:
