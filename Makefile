@@ -55,7 +55,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python scripts/bench.py --json bench/results.json --readme README.md
 
 # The README's memory table: the Wan2.1-I2V-14B train step compiled AOT on 64 fake CPU devices (full fine-tune vs
-# LoRA, remat none/dots/full; per-device GB vs a v5p chip's 95 GB) -> bench/memory.json (~40 min on 2 busy cores).
+# LoRA, remat none/dots/full; per-device GB vs a v5p chip's 95 GB) -> bench/memory.json (16 min on 2 shared cores).
 .PHONY: bench-memory
 bench-memory: $(VENV)/.installed
 	$(BIN)/python -m wanjax.bench.memory --json bench/memory.json

@@ -122,6 +122,11 @@ def test_auto_attention_per_backend_mesh_and_mask(monkeypatch):
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert AttnSpec.from_config(auto, None).impl == "sdpa"
     assert AttnSpec.from_config(auto, None, mask="causal").impl == "dense"
+    # an accelerator mesh of several devices: blockwise on each device's tokens (ring of 1), never dense / sdpa
+    assert AttnSpec.from_config(auto, make_mesh(MeshConfig(fsdp=2), jax.devices()[:2])).impl == "ring"
+    monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
+    assert AttnSpec.from_config(auto, make_mesh(MeshConfig(fsdp=2), jax.devices()[:2])).impl == "ring"
+    assert AttnSpec.from_config(auto, None).impl == "dense"
 
 
 def test_brushes_on_an_image_to_video_model_read_its_image_latent():

@@ -1,7 +1,7 @@
 """Will a 14B fine-tune fit a pod? The real train step compiled ahead of time from abstract shapes, on a fake CPU
 mesh of the slice's size, and its per-device memory read from XLA (issue #19, "Memory that fits a pod").
 
-    python -m wanjax.bench.memory --json bench/memory.json        # make bench-memory: every row, ~15 min on 2 cores
+    python -m wanjax.bench.memory --json bench/memory.json        # make bench-memory: 18 rows, 16 min on 2 cores
     python -m wanjax.bench.memory --only 'lora.*full' model.num_layers=4    # some rows, with overrides
 
 Nothing is allocated: the model, its LoRA adapters and the train state are built under `nnx.eval_shape` by the
@@ -24,6 +24,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
@@ -41,9 +42,10 @@ GB = 1e9
 TEXT_TOKENS = 512  # Wan's UMT5 context length
 IMAGE_TOKENS = 257  # CLIP ViT-H/14 tokens of one image (FLF2V: two images, model.pos_embed_seq_len)
 # mesh.attention=ring on every mesh: ring attention runs inside shard_map, each device attending its own clips
-# (batch over data x fsdp) in 512-token tiles; with ring=1 that is blockwise attention per device. 'auto' would pick
-# dense on a pod mesh without a ring axis ([32,760²] scores per head), and the one-device blockwise / flash kernels,
-# traced outside shard_map, make XLA gather the batch onto every device (hundreds of GB of temp per device).
+# (batch over data x fsdp) in tiles of <= 512 tokens; with ring=1 that is blockwise attention per device. 'auto'
+# would pick dense on a pod mesh without a ring axis ([32,760²] scores per head), and flash attention (lax.map over
+# batch x heads), traced outside shard_map, makes XLA gather the whole batch onto every device (286 GB of temp for
+# one layer).
 OVERRIDES = ["mesh.attention=ring", "mesh.data=1", "mesh.tensor=1"]
 MESHES = {"fsdp64": ["mesh.fsdp=64", "mesh.ring=1"], "fsdp8xring8": ["mesh.fsdp=8", "mesh.ring=8"]}
 TRAINING = {
@@ -80,9 +82,10 @@ def abstract_batch(cfg: Config, rows: int) -> dict[str, jax.ShapeDtypeStruct]:
     return batch
 
 
-def compile_step(cfg: Config) -> tuple[jax.stages.Compiled, dict]:
-    """The train step of `cfg` on a mesh of all devices, compiled from abstract shapes: (compiled, facts) with the
-    parameter counts (trained, frozen), the global batch and the seconds to lower and to compile."""
+def compile_step(cfg: Config, options: dict | None = None) -> tuple[jax.stages.Compiled, dict]:
+    """The train step of `cfg` on a mesh of all devices, compiled from abstract shapes (XLA compiler `options`, if
+    any): (compiled, facts) with the parameter counts (trained, frozen), the global batch and the seconds to lower
+    and to compile."""
     from wanjax.parallel.mesh import make_mesh
     from wanjax.train.finetune import build_model
     from wanjax.train.state import init_state, optimizer, trainable
@@ -95,7 +98,7 @@ def compile_step(cfg: Config) -> tuple[jax.stages.Compiled, dict]:
     start = time.perf_counter()
     lowered = make_train_step(graphdef, tx, cfg, mesh, state, batch).lower(state, batch)
     lowered_at = time.perf_counter()
-    compiled = lowered.compile()
+    compiled = lowered.compile(compiler_options=options)
     count = lambda tree: sum(x.size for x in jax.tree.leaves(tree))  # noqa: E731
     facts = {
         "mesh": dict(mesh.shape),
@@ -109,11 +112,11 @@ def compile_step(cfg: Config) -> tuple[jax.stages.Compiled, dict]:
     return compiled, facts
 
 
-def measure(cfg: Config) -> dict:
+def measure(cfg: Config, options: dict | None = None) -> dict:
     """One row: compile the step and read its per-device memory: argument (state + batch), output (new state),
     alias (output bytes reusing donated argument buffers), temp (activations, gradients, gathered weights), and
     total = argument + output - alias + temp, the HBM one device needs; in bytes, and in GB (rounded)."""
-    compiled, facts = compile_step(cfg)
+    compiled, facts = compile_step(cfg, options)
     stats = compiled.memory_analysis()
     size = {k: int(getattr(stats, f"{k}_size_in_bytes")) for k in ("argument", "output", "alias", "temp")}
     size["total"] = size["argument"] + size["output"] - size["alias"] + size["temp"]
@@ -124,12 +127,19 @@ def measure(cfg: Config) -> dict:
     return {**gb, "fits": size["total"] <= HBM_GB * GB, "bytes": size, **facts}
 
 
-def table(base: str | Path, named: dict[str, list[str]], overrides: list[str] = (), log=print) -> list[dict]:
-    """Measure every row of `named` ({name: overrides}) on top of `base` + OVERRIDES + `overrides`, in order."""
+def table(
+    base: str | Path,
+    named: dict[str, list[str]],
+    overrides: Sequence[str] = (),
+    log: Callable[[str], None] = print,
+    options: dict | None = None,
+) -> list[dict]:
+    """Measure every row of `named` ({name: overrides}) on top of `base` + OVERRIDES + `overrides`, in order.
+    options: XLA compiler options (the toy-size test's unoptimised compile: faster, the same buffers there)."""
     out = []
     for name, row in named.items():
         cfg = load_config(base, [*OVERRIDES, *row, *overrides])
-        result = {"row": name, "overrides": row, **measure(cfg)}
+        result = {"row": name, "overrides": row, **measure(cfg, options)}
         log(f"{name:36s} total {result['total_gb']:8.2f} GB  temp {result['temp_gb']:8.2f}  argument "
             f"{result['argument_gb']:6.2f}  compile {result['compile_s']:6.1f} s")  # fmt: skip
         out.append(result)

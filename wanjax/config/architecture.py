@@ -79,6 +79,11 @@ class ModelConfig:
         _choice("model.residual", self.residual, ("none", "first_frame", "warp"))
         if self.residual != "none" and self.prediction != "sample":
             raise WanjaxError(f"model.residual={self.residual} needs model.prediction=sample (it adds to x0)")
+        if self.residual != "none" and self.in_channels != self.out_channels:
+            raise WanjaxError(
+                f"model.residual={self.residual} adds to the latents' own frame 0; a model with condition channels "
+                f"(in_channels={self.in_channels} vs out_channels={self.out_channels}) has none to add: set it none"
+            )
         if (self.image_dim is None) != (self.added_kv_proj_dim is None):
             raise WanjaxError(
                 f"model.image_dim={self.image_dim} and model.added_kv_proj_dim={self.added_kv_proj_dim}: set both "

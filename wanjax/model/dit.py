@@ -59,18 +59,22 @@ class AttnSpec:
 
     @classmethod
     def from_config(cls, mcfg: MeshConfig, mesh: jax.sharding.Mesh | None, **mask) -> AttnSpec:
-        """impl from mesh.attention. 'auto': ring when the mesh has a ring axis > 1; else, on one CPU device, flash
-        for the full mask and blockwise for the others (the fastest there: 5,376 tokens full, grad 0.63 s vs
-        2.5 s dense; 3,856 tokens causal, 0.31 s vs 0.54 s); else, on a GPU, sdpa for the full mask (cuDNN's
-        flash attention); else dense (XLA fuses it)."""
+        """impl from mesh.attention. 'auto': ring when the mesh has a ring axis > 1, or on an accelerator mesh of
+        several devices (with a ring of 1 that is blockwise attention on each device's own tokens: dense, flash or
+        sdpa traced outside shard_map materialise the scores, or gather the batch onto every device: 286 GB per
+        device for Wan2.1-14B at 480p on 64 chips, `wanjax.bench.memory`); else, on one CPU device, flash for the
+        full mask and blockwise for the others (the fastest there: 5,376 tokens full, grad 0.63 s vs 2.5 s dense;
+        3,856 tokens causal, 0.31 s vs 0.54 s); else, on one GPU, sdpa for the full mask (cuDNN's flash
+        attention); else dense (XLA fuses it: the small CPU test meshes)."""
         impl = mcfg.attention
         if impl == "auto":
             backend, full = jax.default_backend(), mask.get("mask", "full") == "full"
-            if mesh is not None and mesh.shape["ring"] > 1:
+            several = mesh is not None and mesh.size > 1
+            if (mesh is not None and mesh.shape["ring"] > 1) or (several and backend != "cpu"):
                 impl = "ring"
             elif backend == "cpu" and (mesh is None or mesh.size == 1):
                 impl = "flash" if full else "blockwise"
-            elif backend == "gpu" and full:
+            elif backend == "gpu" and full and not several:
                 impl = "sdpa"
             else:
                 impl = "dense"
@@ -287,7 +291,7 @@ class WanDiT(nnx.Module):
         if base is not None:
             out = out + base.astype(out.dtype)
         if cfg.prediction == "sample":
-            out = velocity_from_sample(x, out, t / NUM_TRAIN_TIMESTEPS)
+            out = velocity_from_sample(x[..., : cfg.out_channels], out, t / NUM_TRAIN_TIMESTEPS)  # not the condition
         return (out, new_kv) if return_kv else out
 
     def residual_base(self, x: jax.Array, motion: Motion | None) -> jax.Array | None:
