@@ -5,10 +5,11 @@ motion, the 480p speed, and the motion of BrushSprites clips copied by `wanjax t
     python scripts/eval_tracking.py --parts accuracy --clips 4                 # one part, fewer clips
 
 accuracy: every clip goes through an H.264 mp4 (as users' files do); query points on a grid in frame 0, scored over
-frames 1-16 (`wanjax.data.known_motion`): median end-point error of visible points on textured regions (Shi-Tomasi
-cornerness ≥ TEXTURED), and visibility precision / recall, on all points and on the discs of `layered_clip` that
-leave the frame or are covered. replay: each eval clip's mp4 -> a tracks brush -> the checkpoint samples its own
-first frame with it; the BrushSprites motion metrics (wanjax.eval.motion) beside those of the clip's own brushes.
+frames 1-16 (`wanjax.data.known_motion`): median end-point error of visible points on textured regions (`textured`:
+Shi-Tomasi cornerness at 64 px ≥ TEXTURED; also those of them that move by 1 px or more), and visibility
+precision / recall, on all points and on the discs of `layered_clip` that leave the frame or are covered.
+replay: each eval clip's mp4 -> a tracks brush -> the checkpoint samples its own first frame with it; the
+BrushSprites motion metrics (wanjax.eval.motion) beside those of the clip's own brushes.
 """
 
 import argparse
@@ -20,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from wanjax.data.known_motion import affine_clip, brush_sprites_truth, layered_clip, score, structure
+from wanjax.data.known_motion import affine_clip, brush_sprites_truth, layered_clip, score, textured
 from wanjax.data.sprites import brush_sprites
 from wanjax.io.export import write_video
-from wanjax.motion.tracking import METHODS, grey_frames, grid, read_video, track_points, track_video, video_brush
+from wanjax.motion.tracking import METHODS, background, grid, read_video, track_points, track_video, video_brush
 
-TEXTURED = 10.0  # grey levels² / px²: flat sprite interiors and smooth gradients score below 2
 UP = 4  # BrushSprites 64 px upscaled to 256 px
 
 
@@ -64,7 +64,7 @@ def accuracy(clips: int, folder: Path) -> dict:
     sets = _sets(clips)
     for method in METHODS:
         for name, items in sets.items():
-            rows, seconds = {"textured": [], "all": [], "discs": []}, 0.0
+            rows, seconds = {"textured": [], "textured_moving": [], "all": [], "discs": []}, 0.0
             for k, (video, truth, layered) in enumerate(items):
                 video = read_video(_mp4(video, folder, f"{name}_{k}"))
                 queries = grid(video.shape[2:0:-1], 400)
@@ -72,8 +72,10 @@ def accuracy(clips: int, folder: Path) -> dict:
                 answer = track_points(video, queries, method)
                 seconds += time.perf_counter() - t0
                 known = truth(queries)
-                textured = structure(grey_frames(video[:1], 1)[0], queries) >= TEXTURED
-                rows["textured"].append([a[textured] for a in (*answer, *known)])
+                on = textured(video[0], queries)
+                rows["textured"].append([a[on] for a in (*answer, *known)])
+                moves = on & (np.linalg.norm(known[0] - known[0][:, :1], axis=-1).max(axis=1) >= 1.0)
+                rows["textured_moving"].append([a[moves] for a in (*answer, *known)])
                 rows["all"].append([*answer, *known])
                 if layered is not None:
                     d = np.linalg.norm(queries[:, None] - layered["centres"][None, :, 0], axis=-1)
@@ -99,9 +101,25 @@ def speed() -> dict:
     return out
 
 
-def replay(clips: int, ckpt: str, folder: Path, points: int) -> dict:
+def _truth_brush(clip: dict, points: int) -> dict:
+    """What `video_brush` would write for a BrushSprites clip with a perfect tracker: the true trajectories of the
+    same grid, split the same way into background and moving tracks brushes."""
+    (width, height), frames = clip["brushes"]["size"], clip["brushes"]["frames"]
+    xy, visible, _ = brush_sprites_truth(clip, grid((width, height), points))
+    visible[:, 0] = True
+    still = background(xy, visible)
+    brushes = [
+        {"mode": "tracks", "name": name, "kind": kind, "points": xy[rows].tolist(), "visible": visible[rows].tolist()}
+        for name, kind, rows in (("background", "camera", still), ("moving", "path", ~still))
+        if rows.any()
+    ]
+    return {"version": 1, "size": [width, height], "frames": frames, "brushes": brushes}
+
+
+def replay(clips: int, ckpt: str, folder: Path, points: int, methods: tuple[str, ...] = tuple(METHODS)) -> dict:
     """Brush-following metrics of ckpt's samples with each clip's own brushes, with the tracks brush `wanjax
-    tracks` makes of its mp4, and with the brushes dropped."""
+    tracks --method M` makes of its mp4 (each method), with the true trajectories in its place (`_truth_brush`), and
+    with the brushes dropped."""
     import jax.numpy as jnp
 
     from wanjax.eval.brushsprites import eval_clips
@@ -113,10 +131,13 @@ def replay(clips: int, ckpt: str, folder: Path, points: int) -> dict:
 
     cfg, dit, vae = load_checkpoint(ckpt)
     data = eval_clips(clips, cfg.sample.frames, cfg.sample.height)
-    copied = [video_brush(_mp4(c["video"], folder, f"replay_{i}"), points) for i, c in enumerate(data)]
+    paths = [_mp4(c["video"], folder, f"replay_{i}") for i, c in enumerate(data)]
+    runs = [("brushes", [c["brushes"] for c in data], False)]
+    runs += [(f"tracks/{m}", [video_brush(p, points, method=m) for p in paths], False) for m in methods]
+    runs += [("tracks/truth", [_truth_brush(c, points) for c in data], False)]
+    runs += [("dropped", [c["brushes"] for c in data], True)]
     out = {}
-    for name, files, drop in (("brushes", [c["brushes"] for c in data], False), ("tracks", copied, False),
-                              ("dropped", [c["brushes"] for c in data], True)):  # fmt: skip
+    for name, files, drop in runs:
         videos = []
         for i in range(0, clips, 20):
             motion = motion_input(

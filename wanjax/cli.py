@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--points", type=int, default=256, help="trajectories, started on a grid over frame 0")
     tr.add_argument("--mask", help="JSON brush mask: track only inside it, e.g. '{\"box\": [10, 12, 40, 50]}'")
     tr.add_argument("--frames", type=int, help="frames to track, 4k+1 (None: as many as the clip has)")
+    tr.add_argument("--method", default="dis", choices=("dis", "dis-fast", "farneback"), help="optical flow")
 
     da = command("data", "real-video training data")
     db = da.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
@@ -186,7 +187,7 @@ def _run(args: argparse.Namespace) -> None:
                 raise WanjaxError(
                     f"--mask {args.mask!r} is not JSON ({e.msg}); write e.g. '{{\"box\": [0, 0, 9, 9]}}'"
                 ) from None
-        brush = video_brush(args.video, args.points, mask, args.frames)
+        brush = video_brush(args.video, args.points, mask, args.frames, args.method)
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         print(atomic_write(out, lambda p: p.write_text(json.dumps(brush, separators=(",", ":")) + "\n")))

@@ -188,7 +188,7 @@ def test_our_lora_loads_in_diffusers(tmp_path):
     pipe.load_lora_weights(str(tmp_path / "ours.safetensors"))
     ref = _reference_output(pipe.transformer, x, t, ctx)
     assert rel_err(ref, base) > 0.05  # the adapters count
-    assert rel_err(ours, ref) <= 1e-4  # measured 3.1e-7
+    assert rel_err(ours, ref) <= 1e-4  # measured 4.6e-7 (the adapters change the output by 35 %)
 
 
 def test_a_diffusers_lora_loads_in_wanjax(tmp_path):
@@ -207,7 +207,7 @@ def test_a_diffusers_lora_loads_in_wanjax(tmp_path):
     layers = apply_lora(dit, tmp_path / "lora" / "pytorch_lora_weights.safetensors")
     assert layers == 2 * 10  # 2 blocks x (8 attention + 2 FFN projections)
     ours = np.asarray(dit(jnp.asarray(x), jnp.asarray(t), jnp.asarray(ctx)))
-    assert rel_err(ours, ref) <= 1e-4  # measured 2.4e-7
+    assert rel_err(ours, ref) <= 1e-4  # measured 5.2e-7 (the adapters change the output by 35 %)
 
 
 def test_lora_file_that_matches_no_layer_is_an_error(tmp_path):

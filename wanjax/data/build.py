@@ -42,17 +42,18 @@ def fit_frames(video: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def _encoders(cfg: Config, ckpt: str | Path):
     """encode_video (uint8 [T, H, W, 3] -> latents [F, h, w, C]) and encode_text (caption -> [M, D]) of a
-    checkpoint: a diffusers Wan folder (vae/, text_encoder/, tokenizer/) or a wanjax checkpoint with text parts."""
+    checkpoint: a diffusers Wan folder (vae/, text_encoder/, tokenizer/; the transformer is not read) or a wanjax
+    checkpoint with text parts."""
     import jax.numpy as jnp
 
-    from wanjax.io.weights import is_diffusers_pipeline, load_checkpoint, load_text
     from wanjax.io.vae_params import load_vae
+    from wanjax.io.weights import load_checkpoint, load_text
     from wanjax.model.text import encode_prompts
 
     folder = Path(ckpt)
     if not folder.is_dir():
         raise WanjaxError(f"checkpoint {str(folder)!r} is not a folder; pass --ckpt a diffusers Wan folder")
-    vae = load_vae(folder / "vae") if is_diffusers_pipeline(folder) else load_checkpoint(folder)[2]
+    vae = load_vae(folder / "vae") if (folder / "vae" / "config.json").is_file() else load_checkpoint(folder)[2]
     text = load_text(folder)
     if text is None:
         raise WanjaxError(f"{folder} has no text_encoder/ + tokenizer/; captions need the checkpoint's UMT5")
@@ -80,10 +81,14 @@ def build_video_set(cfg: Config, clips_dir: str | Path, ckpt: str | Path | None 
 
     d = cfg.data
     if d.name != "video_latents":
-        raise WanjaxError(f"data.name={d.name!r}: `wanjax data build` builds video_latents; set data.name=video_latents")
+        raise WanjaxError(
+            f"data.name={d.name!r}: `wanjax data build` builds video_latents; set data.name=video_latents"
+        )
     ckpt = ckpt or getattr(cfg.train, "init", None)
     if ckpt is None:
-        raise WanjaxError("no checkpoint for the encoders: pass --ckpt FOLDER (a diffusers Wan folder) or set train.init")
+        raise WanjaxError(
+            "no checkpoint for the encoders: pass --ckpt FOLDER (a diffusers Wan folder) or set train.init"
+        )
     encode_video, encode_text = _encoders(cfg, ckpt)
     grid, reseed = d.track_points - d.track_reseed, d.track_reseed
 
@@ -96,7 +101,7 @@ def build_video_set(cfg: Config, clips_dir: str | Path, ckpt: str | Path | None 
         name = line.removeprefix("skipped ").split(":")[0]
         if name not in skipped:
             skipped[name] = line
-            print(f"wanjax data build: {line}", file=sys.stderr, flush=True)
+            tqdm.write(f"wanjax data build: {line}", file=sys.stderr)  # above the progress bar, not inside it
 
     builder = get_builder(
         "video_latents", d.data_dir, frames=d.frames, points=d.track_points, clips_dir=clips_dir,

@@ -4,6 +4,7 @@
     clip = layered_clip(seed)                     # textured discs over a textured background; they leave / cover
     xy, visible, scored = clip["truth"](points)   # ground truth of query points [P, 2] given in frame 0
     xy, visible, scored = brush_sprites_truth(brush_sprites(seed), points)   # the same for a BrushSprites clip
+    s = score(*tracker(video, points), xy, visible, scored)          # end-point error, visibility precision / recall
 
 Coordinates as in `wanjax.data.sprites`: pixels, x right, y down, pixel (row i, column j) centred at (x, y) = (j, i).
 Every clip is rendered analytically (textures are sums of plane waves, evaluated where the inverse motion puts a
@@ -19,6 +20,7 @@ import numpy as np
 from wanjax.config import check_frame_count
 
 MARGIN = 1.0
+TEXTURED = 10.0  # Shi-Tomasi cornerness at 64 px (grey levels² / px²): flat sprite interiors score below 2
 Truth = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
@@ -218,6 +220,18 @@ def structure(gray: np.ndarray, points: np.ndarray, window: int = 7) -> np.ndarr
     j, i = (np.clip(np.rint(points[:, a]).astype(int), 0, gray.shape[1 - a] - 1) for a in (0, 1))
     a, b, c = xx[i, j], yy[i, j], xy[i, j]
     return (a + b) / 2 - np.sqrt(((a - b) / 2) ** 2 + c * c)
+
+
+def textured(frame: np.ndarray, points: np.ndarray, threshold: float = TEXTURED) -> np.ndarray:
+    """bool [P]: points [P, 2] of an uint8 frame [H, W, 3] that lie on texture, judged at 64 px (`structure` of the
+    frame area-resized so its short side is 64, ≥ threshold), so the test means the same at every size."""
+    import cv2
+
+    scale = 64 / min(frame.shape[:2])
+    size = (round(frame.shape[1] * scale), round(frame.shape[0] * scale))
+    grey = np.asarray(frame, np.float32) @ np.float32([0.299, 0.587, 0.114])
+    small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA) if scale != 1 else grey
+    return structure(small, (np.asarray(points) + 0.5) * scale - 0.5) >= threshold
 
 
 def score(xy: np.ndarray, visible: np.ndarray, truth_xy: np.ndarray, truth_visible: np.ndarray, scored: np.ndarray):

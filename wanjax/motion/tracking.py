@@ -7,14 +7,16 @@
 A point at x_t moves to x_{t+1} = x_t + f_t(x_t), f_t the flow from frame t to t+1 sampled bilinearly (sub-pixel).
 It is visible while it is in frame and every step passes the forward-backward check of Sundaram et al. 2010
 ("Dense point trajectories by GPU-accelerated large displacement optical flow", eq. 5): with b_t the flow from
-t+1 back to t, |f + b(x + f)|² ≤ FB_ALPHA (|f|² + |b(x + f)|²) + FB_BETA. A point failing it is occluded there (its
-patch is covered, or the flow is wrong), and the track ends: after an occlusion the chain would follow the
-occluder. Re-seeding: cells of a grid that no live track occupies get a new track (once per cell), chained forward
-and, through the backward flows, back to frame 0, visible only where the same check passes.
+t+1 back to t, |f + b(x + f)|² ≤ FB_ALPHA (|f|² + |b(x + f)|²) + FB_BETA. A point failing it is hidden there (its
+patch is covered, or the flow is wrong); more than PATIENCE failures in a row end the track: after an occlusion the
+chain would follow the occluder. Re-seeding: cells of a grid that no live track comes near get a new track (once per
+cell), chained forward and, through the backward flows, back to frame 0, visible only where the same check passes.
 
-The method was chosen by measurement (README "Motion from real video", scripts/eval_tracking.py): DIS at its
-medium preset on frames upscaled to at least MIN_SIDE px beat Farneback and the faster DIS presets in end-point
-error. Coordinates as in `wanjax.motion.brush`: pixels, x right, y down, pixel (row i, column j) centred at (j, i).
+The method was chosen by measurement (README "Motion from real video", scripts/eval_tracking.py, bench/tracking.json):
+DIS (medium preset, patches not mean-normalised, frames upscaled to 256 px when smaller) tracks textured points
+best, keeps visibility precision / recall above 0.9 where things leave the frame or are covered, and follows large
+motion at 480p, which Farneback loses; Farneback carries flat, untextured regions' motion inside them better.
+Coordinates as in `wanjax.motion.brush`: pixels, x right, y down, pixel (row i, column j) centred at (j, i).
 Shapes: T frames, H W pixels, P points.
 """
 
@@ -31,11 +33,12 @@ from wanjax.errors import WanjaxError
 from wanjax.motion.brush import TRACKS, load_brushes, mask_pixels
 from wanjax.motion.tracks import KINDS, Tracks
 
-METHODS = ("dis", "dis-fast", "farneback")
+# Method -> the least frame side its flow runs at (smaller videos are upscaled, bicubic): DIS's 8-px patches need
+# room (measured best at 256); Farneback's polynomial windows lose flat regions when upscaled further than 128.
+METHODS = {"dis": 256, "dis-fast": 256, "farneback": 128}
 FB_ALPHA, FB_BETA = 0.01, 0.25  # px² of the video (scaled with the flow grid)
 PATIENCE = 1  # failed steps in a row a track survives (hidden there): flow near moving edges misses one step
 BACKGROUND_PX = 1.0  # a track off the dominant motion by more than this moves on its own (`background`)
-MIN_SIDE = 256  # smaller videos are upscaled (bicubic) for the flow: DIS's 8-px patches need room
 
 
 def _flow_fn(method: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -44,20 +47,25 @@ def _flow_fn(method: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
 
     if method == "farneback":
         return lambda a, b: cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 5, 13, 5, 7, 1.5, 0)
-    if method not in ("dis", "dis-fast"):
+    if method not in METHODS:
         raise WanjaxError(f"tracking method {method!r} is not one of {', '.join(METHODS)}")
     dis = cv2.DISOpticalFlow_create(
         cv2.DISOPTICAL_FLOW_PRESET_MEDIUM if method == "dis" else cv2.DISOPTICAL_FLOW_PRESET_FAST
     )
+    # Patches compared as they are, not mean-normalised: a flat sprite differs from the ground by its level alone.
+    dis.setUseMeanNormalization(False)
     return lambda a, b: dis.calc(a, b, None)
 
 
 def grey_frames(video: np.ndarray, factor: int) -> np.ndarray:
-    """uint8 [T, H, W, 3] -> grey uint8 [T, H * factor, W * factor] (BT.601 luma; bicubic upscaling)."""
+    """uint8 [T, H, W, 3] -> the image the flow sees, uint8 [T, H * factor, W * factor] (bicubic upscaling):
+    luma / 2 + saturation (max - min of r, g, b), so colour edges of equal luma still show (a red sprite on
+    mid-grey ground has nearly its luma)."""
     import cv2
 
-    grey = np.rint(np.asarray(video[..., :3], np.float32) @ np.float32([0.299, 0.587, 0.114]))
-    grey = np.clip(grey, 0, 255).astype(np.uint8)
+    rgb = np.asarray(video[..., :3], np.float32)
+    grey = 0.5 * (rgb @ np.float32([0.299, 0.587, 0.114])) + rgb.max(axis=-1) - rgb.min(axis=-1)
+    grey = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
     if factor == 1:
         return grey
     h, w = grey.shape[1:]
@@ -66,9 +74,10 @@ def grey_frames(video: np.ndarray, factor: int) -> np.ndarray:
 
 def video_flows(video: np.ndarray, method: str = "dis") -> tuple[np.ndarray, np.ndarray, int]:
     """Forward flows f [T-1, H', W', 2] (frame t -> t+1), backward flows b [T-1, H', W', 2] (t+1 -> t) in px of the
-    flow grid, and its upscaling factor (H' = factor · H: videos below MIN_SIDE are upscaled)."""
-    factor = max(1, math.ceil(MIN_SIDE / min(video.shape[1:3])))
-    grey, flow = grey_frames(video, factor), _flow_fn(method)
+    flow grid, and its upscaling factor (H' = factor · H: videos below the method's METHODS side are upscaled)."""
+    flow = _flow_fn(method)
+    factor = max(1, math.ceil(METHODS[method] / min(video.shape[1:3])))
+    grey = grey_frames(video, factor)
     fwd = np.stack([flow(a, b) for a, b in zip(grey[:-1], grey[1:], strict=True)])
     bwd = np.stack([flow(b, a) for a, b in zip(grey[:-1], grey[1:], strict=True)])
     return fwd, bwd, factor
@@ -99,7 +108,9 @@ def _in_frame(xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return (xy[:, 0] >= -0.5) & (xy[:, 0] <= size[0] - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] <= size[1] - 0.5)
 
 
-def _chain(flows: tuple, xy: np.ndarray, start: np.ndarray, size: tuple[int, int], forward: bool = True):
+def _chain(
+    flows: tuple, xy: np.ndarray, start: np.ndarray, size: tuple[int, int], forward: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Follow points from frame start [P] (xy [P, T, 2]: position at their start frame) forward (or backward) to the
     clip's end (start). Returns xy [P, T, 2] (held at the last position where lost) and visible [P, T]."""
     fwd, bwd, factor = flows
@@ -111,6 +122,7 @@ def _chain(flows: tuple, xy: np.ndarray, start: np.ndarray, size: tuple[int, int
         born = start == t
         xy[born, t] = xy[born, start[born]]
         alive |= born & _in_frame(xy[:, t], size)
+        misses = np.where(born, 0, misses)
         nxt = t + 1 if forward else t - 1
         visible[:, t] |= alive & (misses == 0)
         if not 0 <= nxt < T:
@@ -242,9 +254,7 @@ def read_video(path: str | Path) -> np.ndarray:
     try:
         frames = [f[..., :3] for f in iio.imiter(path)]
     except Exception as e:  # imageio / ffmpeg raise many types for a broken file
-        raise WanjaxError(
-            f"{path}: cannot read it as a video ({type(e).__name__}: {e}); is it a complete mp4?"
-        ) from None
+        raise WanjaxError(f"{path}: cannot decode it ({type(e).__name__}); is it a complete video file?") from None
     if len(frames) < 2:
         raise WanjaxError(f"{path}: has {len(frames)} frame(s); tracking needs a video of at least 5 frames (4k+1)")
     return np.stack(frames)
