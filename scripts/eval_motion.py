@@ -10,10 +10,10 @@ are the checkpoint's config.yaml `sample:` section, changed by any `field=value`
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from wanjax.config import parse_overrides
 from wanjax.eval.brushsprites import evaluate_checkpoint, evaluate_copy
+from wanjax.io.export import write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         results[ckpt] = runs
         print(json.dumps({ckpt: runs}, indent=1), flush=True)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+        write_json(args.json, results)
     return 0
 
 

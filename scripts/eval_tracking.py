@@ -23,7 +23,7 @@ import numpy as np
 
 from wanjax.data.known_motion import affine_clip, brush_sprites_truth, layered_clip, score, textured
 from wanjax.data.sprites import brush_sprites
-from wanjax.io.export import write_video
+from wanjax.io.export import write_json, write_video
 from wanjax.motion.tracking import METHODS, background, grid, read_video, track_points, track_video, video_brush
 
 UP = 4  # BrushSprites 64 px upscaled to 256 px
@@ -173,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         if "replay" in args.parts:
             results["replay"] = replay(args.replay_clips, args.ckpt, Path(tmp), args.points)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+        write_json(args.json, results)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`wanjax demo|sample|train|convert|export|bench|launch|studio|tracks|data`: one entry point over the library.
+"""`wanjax demo|sample|train|convert|lora|export|bench|launch|studio|tracks|data`: one entry point over the library.
 
 User errors (`WanjaxError`) print as one line with the fix; `--debug` shows the traceback.
 """

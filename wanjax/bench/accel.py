@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import gc
-import json
 import os
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from wanjax.bench.train import _median_time, matmul_peak, step_seconds
 from wanjax.config import Config, MeshConfig, ModelConfig, SampleConfig
 from wanjax.diffusion.samplers import guidance_weights
 from wanjax.errors import WanjaxError
+from wanjax.io.export import write_json
 from wanjax.model.dit import AttnSpec, WanDiT
 from wanjax.model.flops import dit_flops, tokens, train_step_flops
 from wanjax.train.metrics import peak_flops
@@ -239,9 +239,7 @@ def run(json_path: str | Path = "bench/accel.json", tiny: bool = False) -> dict:
         "forward": forward, "train_step": train, "sampling": sampling, "diffusers": diffusers,
         "total_seconds": time.perf_counter() - start,
     }  # fmt: skip
-    path = Path(json_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(json_path, result)
     return result
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import re
 import sys
 import time
@@ -33,6 +32,7 @@ from flax import nnx
 
 from wanjax.config import Config, load_config
 from wanjax.errors import WanjaxError
+from wanjax.io.export import write_json
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "configs" / "wan2.1-i2v-14b-480p.yaml"
@@ -183,8 +183,7 @@ def main(argv: list[str] | None = None) -> None:
             "hbm_gb": HBM_GB, "jax": jax.__version__, "backend": "cpu (fake devices): an estimate of TPU memory",
             "seconds": round(time.perf_counter() - start), "rows": results,
         }  # fmt: skip
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+        write_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from wanjax.errors import WanjaxError
+from wanjax.io.export import write_json
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "tiny.yaml"
@@ -93,7 +94,6 @@ def run(json_path: str | Path, max_tokens: int = 65536, only: tuple[str, ...] = 
     """Run every benchmark (or, with `only`, just those parts, the others kept from `json_path`), write `json_path`
     (atomically) and return the results. Each part records the date it was measured in `dates`."""
     from wanjax.bench import projection
-    from wanjax.io.export import atomic_write
 
     unknown = set(only) - set(PARTS)
     if unknown:
@@ -114,8 +114,7 @@ def run(json_path: str | Path, max_tokens: int = 65536, only: tuple[str, ...] = 
         print(f"{part}: {time.perf_counter() - began:.0f} s", flush=True)
     result["projection"] = {"assumptions": projection.ASSUME, "chips": projection.CHIPS, "rows": projection.project()}
     result["total_seconds"] = time.perf_counter() - start
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda p: p.write_text(json.dumps(result, indent=2) + "\n"))
+    write_json(path, result)
     return result
 
 

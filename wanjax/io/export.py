@@ -33,6 +33,13 @@ def atomic_write(path: Path, write) -> Path:
     return path
 
 
+def write_json(path: str | Path, obj) -> Path:
+    """`obj` as indented JSON at `path` (folders made, written atomically): benchmark and evaluation results."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1) + "\n"))
+
+
 def write_video(path: Path, frames: np.ndarray, fps: int) -> Path:
     """frames uint8 [T, H, W, 3] -> .mp4 (libx264, yuv420p) or .gif."""
     import imageio.v2 as imageio
