@@ -12,7 +12,7 @@ import pytest
 import torch
 import transformers
 import yaml
-from diffusers import UniPCMultistepScheduler, WanPipeline
+from diffusers import UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
 from flax import nnx
 from PIL import Image
 from reference_models import random_transformer, random_vae, rel_err
@@ -159,10 +159,11 @@ def _transformer_inputs(seed: int = 0):
     return x, t, ctx
 
 
-def _reference_output(transformer, x, t, ctx) -> np.ndarray:
+def _reference_output(transformer, x, t, ctx, image=None) -> np.ndarray:
+    extra = {} if image is None else {"encoder_hidden_states_image": torch.from_numpy(image)}
     with torch.no_grad():
         out = transformer(torch.from_numpy(x.transpose(0, 4, 1, 2, 3).copy()), torch.from_numpy(t),
-                          torch.from_numpy(ctx), return_dict=False)[0]  # fmt: skip
+                          torch.from_numpy(ctx), return_dict=False, **extra)[0]  # fmt: skip
     return out.numpy().transpose(0, 2, 3, 4, 1)
 
 
@@ -251,3 +252,19 @@ def test_lora_training_run_exports_and_merges(i2v_folder, tmp_path):
     for key in ("patch_embedding/kernel", "blocks/scale_shift_table", "blocks/attn2/add_k_proj/bias"):
         np.testing.assert_array_equal(merged[key], base[key])  # not adapted: bitwise the pretrained weights
         np.testing.assert_array_equal(tuned[key], base[key])
+    # The LoRA trained here loads in diffusers' WanPipeline.load_lora_weights: the same transformer output.
+    transformer = WanTransformer3DModel.from_pretrained(i2v_folder / "transformer").eval()
+    pipe = WanPipeline(transformer=transformer, vae=None, text_encoder=None, tokenizer=None,
+                       scheduler=UniPCMultistepScheduler())  # fmt: skip
+    pipe.load_lora_weights(str(tmp_path / "run.safetensors"))
+    rng = np.random.default_rng(5)
+    x, t = rng.standard_normal((1, 3, 4, 6, 36)).astype(np.float32), np.array([421.0], np.float32)
+    # 512 text tokens: diffusers' attention takes what precedes the last 512 context tokens as the image's
+    ctx, image = (rng.standard_normal(s).astype(np.float32) for s in ((1, 512, DIT.text_dim), (1, 17, 44)))
+    ref = _reference_output(pipe.transformer, x, t, ctx, image)
+    dit = load_pipeline(i2v_folder, image_encoder=False).dit
+    plain = np.asarray(dit(jnp.asarray(x), jnp.asarray(t), jnp.asarray(ctx), image_context=jnp.asarray(image)))
+    apply_lora(dit, tmp_path / "run.safetensors")
+    ours = dit(jnp.asarray(x), jnp.asarray(t), jnp.asarray(ctx), image_context=jnp.asarray(image))
+    assert rel_err(ref, plain) > 1e-3  # the trained adapters count
+    assert rel_err(ours, ref) <= 1e-4

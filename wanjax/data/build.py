@@ -84,7 +84,7 @@ def build_video_set(cfg: Config, clips_dir: str | Path, ckpt: str | Path | None 
         raise WanjaxError(
             f"data.name={d.name!r}: `wanjax data build` builds video_latents; set data.name=video_latents"
         )
-    ckpt = ckpt or getattr(cfg.train, "init", None)
+    ckpt = ckpt or cfg.train.init
     if ckpt is None:
         raise WanjaxError(
             "no checkpoint for the encoders: pass --ckpt FOLDER (a diffusers Wan folder) or set train.init"
