@@ -75,7 +75,7 @@ class TrainConfig:
     log_every: int = 1
     seed: int = 0
     resume: bool = True
-    # Fine-tuning. init: the weights to start from (a diffusers Wan pipeline or transformer folder, or a wanjax
+    # Fine-tuning. init: the weights to start from (a diffusers Wan pipeline folder, or a wanjax
     # checkpoint); the model is built from this config, parameters it adds (the motion branch, adapters) keep
     # their init, and the checkpoint's VAE (and CLIP image encoder) make the data. A resumed run ignores it.
     init: str | None = None
