@@ -17,6 +17,7 @@ from flax import nnx
 
 from wanjax.config import Config, SampleConfig, check_frame_count, config_to_dict, load_config
 from wanjax.diffusion.conditioning import channel_condition, expert_switch
+from wanjax.diffusion.flow import frame_noise
 from wanjax.diffusion.samplers import guidance_weights, sample
 from wanjax.diffusion.schedules import attention_mask, chained_windows, pyramid, pyramid_windows, synchronous
 from wanjax.diffusion.velocity import cached_velocity_fn, velocity_fn
@@ -99,7 +100,7 @@ def generate(
     cfg.check_parts()  # the DiT and the VAE fit each other
     shape = latent_shape(scfg, cfg)
     B, F = context.shape[0], shape[0]
-    x = jax.random.normal(jax.random.key(seed), (B, *shape), jnp.float32) if noise is None else jnp.asarray(noise)
+    x = frame_noise(jax.random.key(seed), (B, *shape), scfg.noise_correlation) if noise is None else jnp.asarray(noise)
     clean = np.zeros(F, bool)  # conditioning frames: sigma 0 throughout
     condition = None
     if cfg.model.in_channels != cfg.model.out_channels:

@@ -63,6 +63,9 @@ class TrainConfig:
     shift: float = 1.0  # training sigma shift (sigma' = shift s / (1 + (shift - 1) s))
     per_segment_prob: float = 0.0  # diffusion forcing: P(independent noise level per segment) per example
     causal_prob: float = 0.0  # share of steps trained for pyramid sampling: causal segment mask, noise per segment
+    # Correlation between any two latent frames' noise (a shared part, PYoCo-style mixed noise; 0 = Wan's independent
+    # noise). sample.noise_correlation must match it.
+    noise_correlation: float = 0.0
     cond_frames: int = 0  # leading latent frames given clean (timestep 0, no loss): 1 = image-to-video
     motion_dropout: float = 0.1  # P(an example's brushes are dropped): the unconditional branch of motion CFG
     max_tracks: int = 256  # track points per clip compiled from its brushes (static shape)
@@ -112,6 +115,12 @@ class TrainConfig:
         for key in ("per_segment_prob", "causal_prob", "motion_dropout"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise WanjaxError(f"train.{key}={getattr(self, key)}: a probability in [0, 1]")
+        check_correlation("train.noise_correlation", self.noise_correlation)
+
+
+def check_correlation(key: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise WanjaxError(f"{key}={value}: a correlation in [0, 1) (0 = independent noise per frame; e.g. 0.5)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +153,7 @@ class SampleConfig:
     max_tracks: int = 256  # track points compiled from a brush file (static shape)
     fps: int = 16
     seed: int = 0
+    noise_correlation: float = 0.0  # the starting noise's correlation between latent frames: the model's train value
     text_tokens: int = 512  # --prompt: tokens the text encoder sees (Wan: 512; padding zeroed)
     # The weights `wanjax sample` uses without --ckpt: a bundled checkpoint (a folder under wanjax/assets: demo,
     # sprites60) or a checkpoint folder's path; None: the bundled demo one.
@@ -159,6 +169,7 @@ class SampleConfig:
                 f"(e.g. [0, {self.steps // 2}])"
             )
         _choice("sample.solver", self.solver, ("euler", "unipc"))
+        check_correlation("sample.noise_correlation", self.noise_correlation)
         _choice("sample.schedule", self.schedule, ("synchronous", "pyramid", "chained"))
         _choice("sample.timesteps", self.timesteps, ("wan", "continuous"))
         if self.boundary_ratio is not None and not 0 < self.boundary_ratio < 1:

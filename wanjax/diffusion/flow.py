@@ -39,6 +39,18 @@ def add_noise(x: jax.Array, eps: jax.Array, sigma: jax.Array) -> jax.Array:
     return (1 - sigma) * x + sigma * eps
 
 
+def frame_noise(key: jax.Array, shape: tuple[int, ...], correlation: float = 0.0) -> jax.Array:
+    """Standard normal noise [B, F, ...] whose latent frames (axis 1) correlate by `correlation` c: sqrt(c) x one
+    draw shared by the frames + sqrt(1 - c) x one per frame (PYoCo's mixed noise, Ge et al. 2023). Each value stays
+    N(0, 1), so the flow-matching path is unchanged; errors a sampler makes from it are alike across frames. c = 0:
+    exactly jax.random.normal(key, shape)."""
+    if correlation == 0.0:
+        return jax.random.normal(key, shape)
+    k_own, k_shared = jax.random.split(key)
+    shared = jax.random.normal(k_shared, (shape[0], 1, *shape[2:]))
+    return correlation**0.5 * shared + (1 - correlation) ** 0.5 * jax.random.normal(k_own, shape)
+
+
 def velocity_target(x: jax.Array, eps: jax.Array) -> jax.Array:
     """d x_t / d sigma = eps - x."""
     return eps - x

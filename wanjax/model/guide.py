@@ -37,22 +37,28 @@ def layer_weights(kind: jax.Array) -> jax.Array:
     return jnp.asarray(LAYER_SCALE, jnp.float32) ** jnp.asarray(LAYERS, jnp.float32)[kind]
 
 
-def backward_flow(xy: jax.Array, weight: jax.Array, height: int, width: int, sigma: float = SIGMA_PX):
+def backward_flow(
+    xy: jax.Array, start: jax.Array, weight: jax.Array, height: int, width: int, sigma: float = SIGMA_PX
+):  # fmt: skip
     """Dense backward flow [B, F, k, H, W, 2] (px) and the top layer reaching each pixel int32 [B, F, k, H, W] (-1:
     none). At each pixel the flow is the displacement from frame 0 of the track points near it, weighted by
     exp(-d² / 2σ²) x their layer scale (a soft nearest point of the top layer: regions keep sharp edges, and what
     moves on top of the background wins); 0 where no point is within REACH_PX.
 
-    xy [B, P, F, k, 2] point positions in pixels (x, y); weight [B, P, F, k] (0: point absent, else layer_weights)."""
-    disp = xy - xy[:, :, :1, :1]  # [B, P, F, k, 2]: displacement from the point's start
+    xy [B, P, F, k, 2] point positions in pixels (x, y); start [B, P, 2] their positions in frame 0; weight
+    [B, P, F, k] (0: point absent, else layer_weights).
+    The weights are separable, so the sums over points are one batched matmul per sub-frame: [H, P] @ [P, 3 W]."""
+    xy, disp = jnp.moveaxis(xy, 1, 3), jnp.moveaxis(xy - start[:, :, None, None], 1, 3)  # [B, F, k, P, 2]
 
-    def axis(coord, size):  # [B, P, F, k] -> [B, P, F, k, size]
+    def axis(coord, size):  # [B, F, k, P] -> [B, F, k, P, size]
         d = jnp.arange(size, dtype=jnp.float32) - coord[..., None]
         return jnp.where(jnp.abs(d) <= REACH_PX, jnp.exp(-0.5 * jnp.square(d / sigma)), 0.0)
 
-    wx, wy = axis(xy[..., 0], width) * weight[..., None], axis(xy[..., 1], height)
-    num = jnp.einsum("bpfky,bpfkx,bpfkc->bfkyxc", wy, wx, disp)
-    den = jnp.einsum("bpfky,bpfkx->bfkyx", wy, wx)
+    wx, wy = axis(xy[..., 0], width) * jnp.moveaxis(weight, 1, 3)[..., None], axis(xy[..., 1], height)
+    rows = jnp.stack([wx * disp[..., :1], wx * disp[..., 1:], wx], axis=-2)  # [B, F, k, P, 3, W]
+    sums = jnp.einsum("bfkpy,bfkpz->bfkyz", wy, rows.reshape(*rows.shape[:-2], 3 * width))
+    sums = sums.reshape(*sums.shape[:-1], 3, width)  # [B, F, k, H, 3, W]: flow numerators x, y; denominator
+    num, den = jnp.moveaxis(sums[..., :2, :], -2, -1), sums[..., 2, :]
     edge = np.exp(-0.5 * (REACH_PX / sigma) ** 2)  # one point at REACH_PX
     layer = sum((den >= edge * LAYER_SCALE**i).astype(jnp.int32) for i in range(max(LAYERS) + 1)) - 1
     return jnp.where((layer >= 0)[..., None], num / jnp.maximum(den, 1e-30)[..., None], 0.0), layer
@@ -73,35 +79,39 @@ def warp_guide(first_latent: jax.Array, motion: Motion | None, pixel_size: int, 
     present = (motion.visible | ~inside) & motion.valid[:, :, None, None]
     weight = present * layer_weights(motion.kind)[:, :, None, None]
     grid = jnp.stack(jnp.meshgrid(jnp.arange(W, dtype=jnp.float32), jnp.arange(H, dtype=jnp.float32)), axis=-1)
-    flow, layer = backward_flow(xy, weight, H, W)  # [B, F, k, H, W, 2], [B, F, k, H, W]
+    # Latent frame 0 is frame 0 itself (k times; its points have not moved): only frames 1 … are warped.
+    start = xy[:, :, 0, 0]
+    first_layer = backward_flow(xy[:, :, :1, :1], start, weight[:, :, :1, :1], H, W)[1][:, 0, 0]  # [B, H, W]
+    flow, layer = backward_flow(xy[:, :, 1:], start, weight[:, :, 1:], H, W)  # [B, F-1, k, H, W, 2], [.., H, W]
     source = grid - flow
-    warped = bilinear(image, source.reshape(B, -1, 2)).reshape(B, frames, k, H, W, 3)
+    warped = bilinear(image, source.reshape(B, -1, 2)).reshape(B, frames - 1, k, H, W, 3)
     # Holes: pixels whose source belonged, in frame 0, to a higher layer than the one that covers them now (what a
     # moved region uncovers), and pixels whose source lies outside the frame. They get the Gaussian-weighted mean of
     # the pixels around them that are not holes.
     outside = jnp.any((source < -0.5) | (source > jnp.array([W, H], jnp.float32) - 0.5), axis=-1)
-    hole = (_lookup(layer[:, 0, 0], source) > layer) | outside
-    guide = jnp.where(hole[..., None], fill(warped, ~hole), warped)
-    return jax.lax.stop_gradient(fold(guide, s).astype(first_latent.dtype))
+    hole = (_lookup(first_layer, source) > layer) | outside
+    guide = fold(jnp.where(hole[..., None], fill(warped, ~hole), warped), s).astype(first_latent.dtype)
+    return jax.lax.stop_gradient(jnp.concatenate([first_latent[:, None], guide], axis=1))
 
 
 def _lookup(frame_map: jax.Array, source: jax.Array) -> jax.Array:
     """frame_map [B, H, W] at the pixels nearest to source [B, ..., H, W, 2] (x, y; clamped) -> [B, ..., H, W]."""
     B, H, W = frame_map.shape
     j, i = (jnp.clip(jnp.floor(source[..., a] + 0.5), 0, n - 1).astype(jnp.int32) for a, n in ((0, W), (1, H)))
-    out = jax.vmap(lambda m, i, j: m[i, j])(frame_map, i.reshape(B, -1), j.reshape(B, -1))
+    out = jax.vmap(lambda m, at: m[at])(frame_map.reshape(B, H * W), (i * W + j).reshape(B, -1))
     return out.reshape(source.shape[:-1])
 
 
 def fill(video: jax.Array, known: jax.Array, sigmas: tuple[float, ...] = FILL_SIGMAS_PX) -> jax.Array:
     """Normalised convolution: video [..., H, W, 3] averaged over the `known` [..., H, W] pixels with Gaussian
-    weights, the narrowest radius in `sigmas` that reaches a known pixel winning."""
+    weights, the narrowest radius in `sigmas` that reaches a known pixel winning. Separable: two matmuls per radius
+    on the channel planes [..., 4, H, W] (rgb and the known-pixel count)."""
     H, W = known.shape[-2:]
     out = video
-    values = jnp.concatenate([video, jnp.ones_like(video[..., :1])], axis=-1) * known[..., None]
+    planes = jnp.moveaxis(jnp.concatenate([video, jnp.ones_like(video[..., :1])], axis=-1) * known[..., None], -1, -3)
     for sigma in sigmas[::-1]:  # widest first, so narrower ones overwrite where they reach
         gy, gx = (jnp.exp(-0.5 * jnp.square((jnp.arange(n)[:, None] - jnp.arange(n)[None]) / sigma)) for n in (H, W))
-        blurred = jnp.einsum("yi,...ijc,xj->...yxc", gy, values, gx)
+        blurred = jnp.moveaxis(gy @ (planes @ gx.T), -3, -1)  # [..., H, W, 4]
         num, den = blurred[..., :-1], blurred[..., -1:]
         out = jnp.where(den > 1e-3, num / jnp.maximum(den, 1e-30), out)
     return out

@@ -20,7 +20,7 @@ from jax.sharding import Mesh, NamedSharding
 
 from wanjax.config import Config
 from wanjax.diffusion.conditioning import with_condition
-from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS, add_noise, flow_loss, frame_sigmas
+from wanjax.diffusion.flow import NUM_TRAIN_TIMESTEPS, add_noise, flow_loss, frame_noise, frame_sigmas
 from wanjax.model.dit import AttnSpec
 from wanjax.model.motion import Motion
 from wanjax.parallel.mesh import check_divisible, logical_to_spec
@@ -96,7 +96,7 @@ def loss_fn(model: nnx.Module, batch: dict, key: jax.Array, cfg: Config, attn: A
         cond = batch["cond_frames"].astype(jnp.float32)
         sigma = sigma * (1 - cond)
         weight = (1 - cond) if weight is None else weight * (1 - cond)
-    eps = jax.random.normal(k_eps, x.shape, x.dtype)
+    eps = frame_noise(k_eps, x.shape, t.noise_correlation).astype(x.dtype)
     motion = batch_motion(batch)
     if motion is not None:
         motion = motion.dropped(jax.random.bernoulli(k_drop, t.motion_dropout, (B,)))
