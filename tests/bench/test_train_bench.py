@@ -1,8 +1,9 @@
 """The brush config's train-step benchmark: a real brush batch (tracks, conditioning frame) through the jitted step."""
 
+import dataclasses
 from pathlib import Path
 
-from wanjax.bench.train import brush_clips, run_brush
+from wanjax.bench.train import BRUSH_WITHOUT, brush_clips, run_brush
 from wanjax.config import load_config
 
 BRUSH = Path(__file__).parents[2] / "configs" / "brushsprites.yaml"
@@ -17,3 +18,20 @@ def test_run_brush_times_the_step_on_a_real_brush_batch():
     result = run_brush(cfg, runs=2)
     assert result["batch"] == 2 and result["clips_per_s"] == 2 / result["step_s"]
     assert result["flops_per_s"] > 1e6 and 0 < result["host_batch_s"] < 30
+
+
+def test_the_step_breakdown_removes_one_part_of_the_shipped_config_each():
+    """BRUSH_WITHOUT: each entry is a valid config that differs from the shipped one in that part alone."""
+    shipped = load_config(BRUSH)
+    changed = {
+        "warp_guide": ("model", "residual", "first_frame"),
+        "motion_embedding": ("model", "motion", "none"),
+        "first_frame_concat": ("model", "first_frame_concat", False),
+        "one_block": ("model", "num_layers", shipped.model.num_layers - 1),
+    }
+    assert set(BRUSH_WITHOUT) == set(changed)
+    for part, overrides in BRUSH_WITHOUT.items():
+        cfg = load_config(BRUSH, list(overrides))
+        section, field, value = changed[part]
+        assert getattr(getattr(cfg, section), field) == value != getattr(getattr(shipped, section), field)
+        assert dataclasses.replace(cfg, **{section: getattr(shipped, section)}) == shipped

@@ -140,7 +140,10 @@ def markdown(result: dict) -> str:
         f"{b['shipped']['clips_per_s']:.1f} clips/s ({b['shipped']['flops_per_s'] / 1e9:.1f} GFLOP/s = "
         f"{100 * b['shipped_vs_matmul_peak']:.1f} % of the matmul peak), vs {b['before']['clips_per_s']:.1f} clips/s "
         f"for its recipe before 2026-12-05 (`{' '.join(b['before']['overrides'])}`): {b['speedup']:.2f}x; making a "
-        f"batch on the host (brushes -> tracks, encode) takes {1000 * b['shipped']['host_batch_s']:.0f} ms."
+        f"batch on the host (brushes -> tracks, encode) takes {1000 * b['shipped']['host_batch_s']:.0f} ms. Of its "
+        f"{1000 * b['shipped']['step_s']:.0f} ms step, "
+        + ", ".join(f"{k.replace('_', ' ')} {1000 * v:.0f} ms" for k, v in b.get("part_seconds", {}).items())
+        + " (the step without each)."
     )
     sample = (
         f"Sampler (`generate`, tiny, {s['frames']} frames at {s['height']}x{s['width']}, {s['steps']} "

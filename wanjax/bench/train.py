@@ -90,13 +90,22 @@ def run_brush(cfg: Config, runs: int = 10) -> dict:
 # configs/brushsprites.yaml's step as it was until 2026-12-05 (the recipe of the model bundled until then): no warp
 # guide. `make bench` times it beside the shipped config's, in the same process.
 BRUSH_BEFORE = ("model.residual=none", "train.loss=velocity")
+# Where the shipped step's time goes: the step without one part each (the differences are that part's cost).
+BRUSH_WITHOUT = {
+    "warp_guide": ("model.residual=first_frame",),
+    "motion_embedding": ("model.motion=none",),  # the guide then warps nothing: frame 0 repeated
+    "first_frame_concat": ("model.first_frame_concat=false",),
+    "one_block": ("model.num_layers=3",),
+}
 
 
 def run_brush_pair(path: str) -> dict:
-    """The shipped brush config's train step and the one before it (BRUSH_BEFORE), and the fp32 matmul peak."""
+    """The shipped brush config's train step and the one before it (BRUSH_BEFORE), the fp32 matmul peak, and the
+    seconds each part of the shipped step costs (BRUSH_WITHOUT: the shipped step's time minus the time without it)."""
     from wanjax.config import load_config
 
     shipped, before = run_brush(load_config(path)), run_brush(load_config(path, list(BRUSH_BEFORE)))
+    parts = {k: shipped["step_s"] - run_brush(load_config(path, list(o)))["step_s"] for k, o in BRUSH_WITHOUT.items()}
     peak = matmul_peak()
     return {
         "shipped": shipped,
@@ -104,6 +113,7 @@ def run_brush_pair(path: str) -> dict:
         "speedup": shipped["clips_per_s"] / before["clips_per_s"],
         "matmul_peak_flops_per_s": peak,
         "shipped_vs_matmul_peak": shipped["flops_per_s"] / peak,
+        "part_seconds": parts,
     }
 
 
