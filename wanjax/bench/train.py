@@ -8,6 +8,7 @@ accelerator with a known chip, the vendor peak too).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -39,8 +40,8 @@ def matmul_peak(n: int = 4096, runs: int = 5, dtype: str = "float32") -> float:
     return 2 * n**3 / _median_time(lambda: f(a), runs)
 
 
-def step_seconds(cfg: Config, data: dict, runs: int) -> float:
-    """Median seconds of the jitted train step (one device, state donated) on one batch, after a compiling call."""
+def step_runner(cfg: Config, data: dict) -> Callable[[], jax.Array]:
+    """A call that runs the jitted train step (one device, state donated) once on one batch, compiled and warmed up."""
     tx = optimizer(cfg.train)
     graphdef, state = init_state(WanDiT(cfg.model, rngs=nnx.Rngs(0)), tx, 0)
     step = make_train_step(graphdef, tx, cfg, None, state, data)
@@ -50,7 +51,12 @@ def step_seconds(cfg: Config, data: dict, runs: int) -> float:
         holder[0], metrics = step(holder[0], data)
         return metrics["loss"]
 
-    return _median_time(one, runs)
+    return one
+
+
+def step_seconds(cfg: Config, data: dict, runs: int) -> float:
+    """Median seconds of the jitted train step (one device, state donated) on one batch, after a compiling call."""
+    return _median_time(step_runner(cfg, data), runs)
 
 
 def brush_clips(cfg: Config, count: int) -> tuple[np.ndarray, list[dict]]:
@@ -62,21 +68,22 @@ def brush_clips(cfg: Config, count: int) -> tuple[np.ndarray, list[dict]]:
     return np.stack([c["video"] for c in clips]).astype(np.float32) / 127.5 - 1.0, [c["brushes"] for c in clips]
 
 
-def run_brush(cfg: Config, runs: int = 10) -> dict:
-    """Clips per second of a brush config's jitted train step at its own batch size (one device; a real brush batch:
-    motion tracks, conditioning frame), and the host time to make a batch (brushes -> tracks, encode: what the
-    input pipeline does beside the step)."""
+def brush_batch(cfg: Config) -> tuple[dict, float]:
+    """A real brush batch of the config's size, encoded as training does (motion tracks, conditioning frame), and the
+    host seconds that took (brushes -> tracks, encode: what the input pipeline does beside the step)."""
     from wanjax.model.pixel import make_vae
     from wanjax.train.loop import make_encoder
 
-    clips = cfg.train.batch_size
-    video, brushes = brush_clips(cfg, clips)
+    video, brushes = brush_clips(cfg, cfg.train.batch_size)
     encode = make_encoder(cfg, make_vae(cfg.vae, nnx.Rngs(0)))
     jax.block_until_ready(encode({"video": video, "brushes": brushes}))  # first call: eager ops compile
     t0 = time.perf_counter()
     data = jax.block_until_ready(encode({"video": video, "brushes": brushes}))
-    host_s = time.perf_counter() - t0
-    seconds = step_seconds(cfg, data, runs)
+    return data, time.perf_counter() - t0
+
+
+def brush_result(cfg: Config, data: dict, host_s: float, seconds: float) -> dict:
+    clips = cfg.train.batch_size
     flops = train_step_flops(cfg.model, data)
     return {
         "batch": clips,
@@ -85,6 +92,25 @@ def run_brush(cfg: Config, runs: int = 10) -> dict:
         "flops_per_s": flops / seconds,
         "host_batch_s": host_s,
     }
+
+
+def run_brush(cfg: Config, runs: int = 10) -> dict:
+    """Clips per second of a brush config's jitted train step at its own batch size (one device, a real brush
+    batch), and the host time to make the batch."""
+    data, host_s = brush_batch(cfg)
+    return brush_result(cfg, data, host_s, step_seconds(cfg, data, runs))
+
+
+def interleaved_seconds(runners: dict[str, Callable[[], jax.Array]], runs: int) -> dict[str, float]:
+    """Median seconds per call of each runner, timed in `runs` rounds that call each once in turn: a machine that
+    slows down for a while slows every runner alike."""
+    times = {name: [] for name in runners}
+    for _ in range(runs):
+        for name, one in runners.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(one())
+            times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 # configs/brushsprites.yaml's step as it was until 2026-12-05 (the recipe of the model bundled until then): no warp
@@ -99,13 +125,17 @@ BRUSH_WITHOUT = {
 }
 
 
-def run_brush_pair(path: str) -> dict:
+def run_brush_pair(path: str, runs: int = 15) -> dict:
     """The shipped brush config's train step and the one before it (BRUSH_BEFORE), the fp32 matmul peak, and the
-    seconds each part of the shipped step costs (BRUSH_WITHOUT: the shipped step's time minus the time without it)."""
+    seconds each part of the shipped step costs (BRUSH_WITHOUT: the shipped step's time minus the time without it).
+    All variants are timed in interleaved rounds (`interleaved_seconds`)."""
     from wanjax.config import load_config
 
-    shipped, before = run_brush(load_config(path)), run_brush(load_config(path, list(BRUSH_BEFORE)))
-    parts = {k: shipped["step_s"] - run_brush(load_config(path, list(o)))["step_s"] for k, o in BRUSH_WITHOUT.items()}
+    variants = {"shipped": (), "before": BRUSH_BEFORE} | {f"without_{k}": o for k, o in BRUSH_WITHOUT.items()}
+    cfgs = {name: load_config(path, list(o)) for name, o in variants.items()}
+    batches = {name: brush_batch(cfg) for name, cfg in cfgs.items()}
+    seconds = interleaved_seconds({n: step_runner(cfgs[n], batches[n][0]) for n in cfgs}, runs)
+    shipped, before = (brush_result(cfgs[n], *batches[n], seconds[n]) for n in ("shipped", "before"))
     peak = matmul_peak()
     return {
         "shipped": shipped,
@@ -113,7 +143,7 @@ def run_brush_pair(path: str) -> dict:
         "speedup": shipped["clips_per_s"] / before["clips_per_s"],
         "matmul_peak_flops_per_s": peak,
         "shipped_vs_matmul_peak": shipped["flops_per_s"] / peak,
-        "part_seconds": parts,
+        "part_seconds": {k: seconds["shipped"] - seconds[f"without_{k}"] for k in BRUSH_WITHOUT},
     }
 
 
