@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from wanjax.cli import main
-from wanjax.eval.longvideo import colour_drift
+from wanjax.data.sprites import sprites60
+from wanjax.data.tfds.procedural import clip_seed
+from wanjax.eval.longvideo import colour_drift, sprite_identity
 
 REPO = Path(__file__).parents[1]
 TINY = str(REPO / "configs" / "tiny.yaml")
@@ -85,17 +87,21 @@ def test_config_names_its_checkpoint(tmp_path, capsys):
 
 def test_sprites60_config_samples_its_bundled_model(tmp_path):
     """`wanjax sample configs/sprites60.yaml --image F.png`: the long-video model the config names, 60 s at the
-    image's size, sampled the config's way (pyramid); frame 0 is the image, and the minute keeps its colours (the
-    drift bar: the last second within 2 ΔE of the first)."""
-    image = REPO / "examples" / "sprites60.png"
+    image's size, sampled the config's way (pyramid). From the first frame of Sprites60 eval clip 0 (never trained
+    on), frame 0 is the image, the sprites keep their colours and shapes (identity 0.92 measured at 4 steps; a sampler
+    that loses them, as synchronous sampling of this model does, scores ~0.01) and the last second stays within the
+    drift bar (1.74 ΔE measured)."""
+    clip = sprites60(clip_seed(0, "eval", 0), 961, 32, 32)
+    image = tmp_path / "first.png"
+    iio.imwrite(image, clip["video"][0])
     args = ["sample", str(REPO / "configs" / "sprites60.yaml"), "--image", str(image), "--out", str(tmp_path)]
     assert main([*args, "sample.steps=4"]) == 0
     assert json.loads((tmp_path / "sample.json").read_text())["checkpoint"].endswith("assets/sprites60")
-    frames, first = np.load(tmp_path / "sample.npz")["frames"], iio.imread(image)
+    frames = np.load(tmp_path / "sample.npz")["frames"]
     assert frames.shape == (961, 32, 32, 3)
-    np.testing.assert_array_equal(frames[0], first)
-    drift = colour_drift(frames)
-    assert drift["drift_last"] <= 2.0 and drift["drift_max"] <= 3.0
+    np.testing.assert_array_equal(frames[0], clip["video"][0])
+    assert sprite_identity(frames, clip)["identity"] >= 0.85
+    assert colour_drift(frames)["drift_last"] <= 2.0
 
 
 def test_export_copies_a_sample_folder(tmp_path):

@@ -83,6 +83,7 @@ def brush_batch(cfg: Config) -> tuple[dict, float]:
 
 
 def brush_result(cfg: Config, data: dict, host_s: float, seconds: float) -> dict:
+    """The brush step's figures from its batch, the host seconds to make it and the step's seconds."""
     clips = cfg.train.batch_size
     flops = train_step_flops(cfg.model, data)
     return {
