@@ -18,3 +18,21 @@ import jax  # noqa: E402
 jax.config.update("jax_default_matmul_precision", "highest")
 
 assert jax.device_count() == 8, f"tests need 8 fake CPU devices, got {jax.device_count()}"
+
+
+# The longest tests (minutes each; `pytest --durations`), started first: with two workers, one of them last in the
+# queue would run alone at the end while the other worker idles.
+LONGEST_FIRST = (
+    "tests/multiproc/test_multiprocess_train.py::test_two_processes_train_like_one",
+    "tests/train/test_loop.py::test_exact_resume_after_kill_9",
+    "tests/test_readme.py::test_readme_training_command_runs_in_an_empty_folder",
+    "tests/train/test_finetune.py::test_init_with_a_motion_branch_is_the_pretrained_model_at_step_0",
+)
+
+
+def _rank(item) -> int:
+    return next((i for i, s in enumerate(LONGEST_FIRST) if item.nodeid.startswith(s)), len(LONGEST_FIRST))
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=_rank)  # stable: every other test keeps its place

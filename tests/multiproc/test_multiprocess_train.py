@@ -38,14 +38,16 @@ ENV = os.environ | {"JAX_DEFAULT_MATMUL_PRECISION": "highest", "PYTHONUNBUFFERED
 @pytest.fixture
 def launched(tmp_path):
     """Start `wanjax launch ...`, its stdout and stderr going to files (a pipe nobody reads would fill up and stall
-    it); at teardown kill each launcher by pid (a launcher kills its processes when it ends)."""
+    it); at teardown kill each launcher by pid (a launcher kills its processes when it ends). The launches share a
+    compilation cache in tmp_path, as a relaunched pod job does: the same job again reads its programs from it."""
     procs = []
+    env = ENV | {"WANJAX_COMPILATION_CACHE": str(tmp_path / "jax_cache")}
 
     def start(*args: str) -> tuple[subprocess.Popen, Path, Path]:
         out, err = tmp_path / f"launch{len(procs)}.out", tmp_path / f"launch{len(procs)}.err"
         cmd = [sys.executable, "-m", "wanjax.cli", "launch", *args]
         with out.open("w") as o, err.open("w") as e:
-            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=o, stderr=e, env=ENV))
+            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=o, stderr=e, env=env))
         return procs[-1], out, err
 
     yield start

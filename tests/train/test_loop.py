@@ -70,11 +70,11 @@ def test_brush_model_trains_and_its_export_samples_with_brushes(tmp_path):
     assert np.load(tmp_path / "out" / "sample.npz")["frames"].shape == (17, 64, 64, 3)
 
 
-def _cli(tmp_path, *extra):
+def _cli(tmp_path, *extra, cache: Path | None = None):
+    """`wanjax train` of TINY in a subprocess; cache: its compilation cache folder (None: off, as in conftest)."""
     cmd = [sys.executable, "-m", "wanjax.cli", "train", TINY, *_overrides(tmp_path, *extra)]
-    return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ | {"PYTHONUNBUFFERED": "1"}
-    )
+    env = os.environ | {"PYTHONUNBUFFERED": "1"} | ({"WANJAX_COMPILATION_CACHE": str(cache)} if cache else {})
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
 def _wait_for(predicate, proc, timeout=240):
@@ -89,15 +89,17 @@ def _wait_for(predicate, proc, timeout=240):
 def test_exact_resume_after_kill_9(tmp_path):
     steps = ["train.steps=12", "train.checkpoint_every=4", "train.eval_every=100"]
     # The uninterrupted reference runs beside the one that gets killed (each process spends most of its time
-    # compiling, one core each), so the test costs two runs' wall time, not three.
-    straight, killed = _cli(tmp_path / "a", *steps), _cli(tmp_path / "b", *steps)
+    # compiling, one core each), and the resumed run reads their compiled programs from the compilation cache, as
+    # a restarted job does: the test costs about one run's wall time, not three. Same program, same bits.
+    cache = tmp_path / "jax_cache"
+    straight, killed = _cli(tmp_path / "a", *steps, cache=cache), _cli(tmp_path / "b", *steps, cache=cache)
     ckpt = tmp_path / "b" / "run" / "checkpoints" / "4"
     _wait_for(lambda: ckpt.is_dir() and (ckpt / "meta").is_dir(), killed)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert straight.wait(timeout=400) == 0, straight.stderr.read().decode()[-2000:]
     reference = {r["step"]: r["loss"] for r in _rows(tmp_path / "a" / "run")}
-    resumed = _cli(tmp_path / "b", *steps)
+    resumed = _cli(tmp_path / "b", *steps, cache=cache)
     assert resumed.wait(timeout=400) == 0, resumed.stderr.read().decode()[-2000:]
     rows = _rows(tmp_path / "b" / "run")
     assert [r["step"] for r in rows] == list(range(1, 13))
