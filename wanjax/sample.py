@@ -183,8 +183,10 @@ def generate(
         sigmas = pyramid(scfg.steps, scfg.shift, F, cfg.mesh.segment_frames, scfg.lag, scfg.timesteps)
         # The cache needs dense attention (over the window's queries and every key before them): one device.
         cached = (
-            motion is None and condition is None and image_context is None and not cfg.model.first_frame_concat
-        ) and attn.impl in ("dense", "flash", "blockwise")
+            (motion is None and condition is None and image_context is None and not cfg.model.first_frame_concat)
+            and cfg.model.residual != "warp"
+            and attn.impl in ("dense", "flash", "blockwise")
+        )
         if scfg.kv_cache and cached and cfg.model.patch_size[0] == 1:
             sigmas[:, clean] = 0.0
             starts, length = pyramid_windows(sigmas, cfg.mesh.segment_frames)

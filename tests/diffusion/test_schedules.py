@@ -48,11 +48,11 @@ def test_chained_windows():
         attention_mask("stacked")
 
 
-def _cfg(frames: int, **sample) -> tuple:
+def _cfg(frames: int, model: dict | None = None, **sample) -> tuple:
     cfg = config_from_dict(
         {
             "model": {"dim": 32, "ffn_dim": 64, "num_heads": 2, "num_layers": 1, "text_dim": 16, "freq_dim": 16,
-                      "in_channels": 48, "out_channels": 48},
+                      "in_channels": 48, "out_channels": 48, **(model or {})},
             "vae": {"kind": "pixel", "pixel_size": 2, "z_dim": 48},
             "mesh": {"data": 1, "fsdp": 1, "ring": 8, "tensor": 1, "segment_frames": sample.pop("segment_frames", 1)},
             "sample": {"frames": frames, "height": 8, "width": 8, "steps": 2, "solver": "euler", "shift": 3.0,
@@ -111,21 +111,31 @@ def test_pyramid_windows():
         assert lo <= moving.min() and moving.max() < lo + length  # every moving frame is computed
 
 
-@pytest.mark.parametrize("solver", ["euler", "unipc"])
-def test_kv_cached_pyramid_equals_recomputed(solver):
+RESIDUAL = {"prediction": "sample", "residual": "first_frame"}
+
+
+@pytest.mark.parametrize(
+    "solver, model", [("euler", None), ("unipc", None), ("unipc", RESIDUAL)], ids=["euler", "unipc", "residual"]
+)
+def test_kv_cached_pyramid_equals_recomputed(solver, model):
     """Pyramid sampling reading finished segments from the K/V cache == recomputing the whole clip every step
-    (fp32, ≤ 1e-5 relative), image-to-video, with and without text guidance branches."""
+    (fp32, ≤ 1e-5 relative), image-to-video, with and without text guidance branches; also for a first-frame
+    residual model (Sprites60's; head kernel drawn, so the base and the attention both count)."""
     sample = dict(schedule="pyramid", lag=1, segment_frames=2, solver=solver, steps=3)
-    cfg, dit, vae = _cfg(33, **sample)  # 9 latent frames: 5 segments, rows 3 + 4
+    cfg, dit, vae = _cfg(33, model, **sample)  # 9 latent frames: 5 segments, rows 3 + 4
+    if model:
+        dit.proj_out.kernel.value = jnp.asarray(np.random.default_rng(3).normal(0, 0.1, dit.proj_out.kernel.shape))
     image = np.random.default_rng(1).integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
     starts, length = pyramid_windows(pyramid(3, 3.0, 9, 2, 1), 2)
     assert length < 9  # the cached run does skip frames
-    recomputed = _generate(_cfg(33, kv_cache=False, **sample)[0], dit, vae, image=image)[1]
+    recomputed = _generate(_cfg(33, model, kv_cache=False, **sample)[0], dit, vae, image=image)[1]
     cached = _generate(cfg, dit, vae, image=image)[1]
     assert np.abs(cached - recomputed).max() / np.abs(recomputed).max() <= 1e-5
     text = jnp.asarray(np.random.default_rng(2).normal(size=(1, 2, 16)), jnp.float32)
     guided = [
-        generate(dit, vae, _cfg(33, kv_cache=k, guidance_text=3.0, **sample)[0], 0, text, image=image, progress=False)
+        generate(
+            dit, vae, _cfg(33, model, kv_cache=k, guidance_text=3.0, **sample)[0], 0, text, image=image, progress=False
+        )
         for k in (False, True)
     ]
     assert np.abs(guided[1][1] - guided[0][1]).max() / np.abs(guided[0][1]).max() <= 1e-5

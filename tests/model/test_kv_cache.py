@@ -46,6 +46,24 @@ def test_cached_segments_equal_recomputation():
     assert _rel(dit(x[:, 4:], t[:, 4:], ctx, attn=CAUSAL, frame_offset=4), full[:, 4:]) > 1e-2
 
 
+def test_cached_first_frame_residual_equals_recomputation():
+    """model.residual=first_frame (head kernel drawn, not zero): a later segment computed against the cache, given
+    the clip's latent frame 0, equals the full causal forward (fp32, ≤ 1e-5 relative); with its own first frame
+    as the base instead it does not."""
+    cfg = dataclasses.replace(MODEL, prediction="sample", residual="first_frame")
+    dit = WanDiT(cfg, rngs=nnx.Rngs(0))
+    dit.proj_out.kernel.value = jax.random.normal(jax.random.key(3), dit.proj_out.kernel.shape) * 0.1
+    x, t, ctx = _inputs()
+    full = dit(x, t, ctx, attn=CAUSAL)
+    _, kv = dit(x[:, :4], t[:, :4], ctx, attn=CAUSAL, return_kv=True)
+    out = dit(x[:, 4:], t[:, 4:], ctx, attn=CAUSAL, kv_cache=(*kv, 4), first_frame=x[:, :1])
+    assert _rel(out, full[:, 4:]) <= 1e-5
+    own = dit(x[:, 4:], t[:, 4:], ctx, attn=CAUSAL, kv_cache=(*kv, 4), first_frame=x[:, 4:5])
+    assert _rel(own, full[:, 4:]) > 1e-2
+    with pytest.raises(WanjaxError, match="pass first_frame"):
+        dit(x[:, 4:], t[:, 4:], ctx, attn=CAUSAL, kv_cache=(*kv, 4))
+
+
 def test_cache_errors():
     q = jnp.ones((1, 8, 2, 4))
     with pytest.raises(WanjaxError, match="K/V cache runs impl='dense'"):

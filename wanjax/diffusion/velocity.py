@@ -23,8 +23,9 @@ from wanjax.model.dit import AttnSpec
 def model_velocity(graphdef, branches: tuple, batch: int, params, x, t, **kw):
     """The CFG branches as one batch through the DiT, combined by their weights -> v [batch, ...]."""
     n = len(branches)
-    if kw.get("image_context") is not None:
-        kw["image_context"] = jnp.concatenate([kw["image_context"]] * n)
+    for key in ("image_context", "first_frame"):
+        if kw.get(key) is not None:
+            kw[key] = jnp.concatenate([kw[key]] * n)
     v = nnx.merge(graphdef, params)(jnp.concatenate([x] * n), t, **kw)
     combine = lambda v: sum(w * v[i * batch : (i + 1) * batch] for i, (_, _, w) in enumerate(branches))  # noqa: E731
     return (combine(v[0]), v[1]) if kw.get("return_kv") else combine(v)
@@ -63,7 +64,8 @@ def cached_velocity_fn(
     """A pyramid velocity that runs the DiT on each step's window of `length` latent frames only
     (`pyramid_windows`), reading the frames before it from a K/V cache it keeps up to date:
     velocity((params, context, motion, starts), x, sigma, i, cache) -> (v, cache), with starts [steps] the
-    window starts and cache (K, V) [layers, branches · batch, F · tokens_per_frame, N, K]. Equal to recomputing
+    window starts and cache (K, V) [layers, branches · batch, F · tokens_per_frame, N, K]; x's frame 0 is the
+    clip's (model.residual=first_frame adds it to every window). Equal to recomputing
     the whole clip each step. One function per static setting, so a second video compiles nothing."""
     S = tokens_per_frame
 
@@ -73,7 +75,7 @@ def cached_velocity_fn(
         xw = jax.lax.dynamic_slice_in_dim(x, lo, length, axis=1)
         t = timesteps(jax.lax.dynamic_slice_in_dim(sigma, lo, length), integer_t)
         t = jnp.broadcast_to(t, (len(branches) * batch, length))
-        kw = {"context": ctx, "attn": attn, "kv_cache": (*cache, lo), "return_kv": True}
+        kw = {"context": ctx, "attn": attn, "kv_cache": (*cache, lo), "return_kv": True, "first_frame": x[:, :1]}
         v, kv = model_velocity(graphdef, branches, batch, params, xw, t, **kw)
         cache = tuple(jax.lax.dynamic_update_slice_in_dim(c, n, lo * S, axis=2) for c, n in zip(cache, kv, strict=True))
         return jax.lax.dynamic_update_slice_in_dim(jnp.zeros_like(x), v, lo, axis=1), cache

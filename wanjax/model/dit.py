@@ -209,6 +209,7 @@ class WanDiT(nnx.Module):
         kv_cache: tuple[jax.Array, jax.Array, jax.Array | int] | None = None,
         return_kv: bool = False,
         image_context: jax.Array | None = None,
+        first_frame: jax.Array | None = None,
     ) -> jax.Array | tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """Velocity [B, F, H, W, C] for latents x [B, F, H, W, C] at timesteps t [B] or [B, F].
 
@@ -219,12 +220,18 @@ class WanDiT(nnx.Module):
         latent frames (pyramid sampling: the finished segments; start may be traced, rows after them are
         ignored); x's frames are then frames start … of the clip, in RoPE and mask. return_kv: also return x's
         own (K, V) [layers, B, L, N, K], to be cached.
+        first_frame: the clip's latent frame 0 [B, 1, H, W, C] when x starts later (a K/V cache window), for
+        model.residual=first_frame (None: x's own frame 0).
         """
         cfg = self.cfg
-        if kv_cache is not None and (motion is not None or cfg.first_frame_concat or cfg.residual != "none"):
+        if kv_cache is not None and (motion is not None or cfg.first_frame_concat or cfg.residual == "warp"):
             raise WanjaxError(
                 "a K/V cache needs the clip's first frame among x's frames: not with brushes, "
-                "model.first_frame_concat or model.residual (sample with the cache off)"
+                "model.first_frame_concat or model.residual=warp (sample with the cache off)"
+            )
+        if kv_cache is not None and cfg.residual == "first_frame" and first_frame is None:
+            raise WanjaxError(
+                "model.residual=first_frame with a K/V cache: pass first_frame (the clip's latent frame 0)"
             )
         if motion is not None and cfg.motion == "none":
             raise WanjaxError(
@@ -241,7 +248,7 @@ class WanDiT(nnx.Module):
         if cfg.first_frame_concat:
             first, _ = patchify(jnp.broadcast_to(x[:, :1], x.shape), cfg.patch_size, cfg.in_channels)
             tokens = jnp.concatenate([tokens, first], axis=-1)
-        base = self.residual_base(x, motion)
+        base = self.residual_base(x, motion, first_frame)
         if cfg.residual == "warp":
             tokens = jnp.concatenate([tokens, patchify(base, cfg.patch_size, cfg.in_channels)[0]], axis=-1)
         B, S = x.shape[0], Hp * Wp
@@ -294,14 +301,17 @@ class WanDiT(nnx.Module):
             out = velocity_from_sample(x[..., : cfg.out_channels], out, t / NUM_TRAIN_TIMESTEPS)  # not the condition
         return (out, new_kv) if return_kv else out
 
-    def residual_base(self, x: jax.Array, motion: Motion | None) -> jax.Array | None:
-        """What model.residual adds to the clean-sample head: None, latent frame 0 of x [B, F, H, W, C] on every
-        frame, or frame 0 warped along the motion tracks (wanjax.model.guide)."""
+    def residual_base(
+        self, x: jax.Array, motion: Motion | None, first_frame: jax.Array | None = None
+    ) -> jax.Array | None:
+        """What model.residual adds to the clean-sample head: None, latent frame 0 (first_frame [B, 1, H, W, C],
+        else x's own) on every frame of x [B, F, H, W, C], or frame 0 warped along the motion tracks
+        (wanjax.model.guide)."""
         cfg = self.cfg
         if cfg.residual == "none":
             return None
         if cfg.residual == "first_frame":
-            return jnp.broadcast_to(x[:, :1], x.shape)
+            return jnp.broadcast_to(x[:, :1] if first_frame is None else first_frame, x.shape)
         return warp_guide(x[:, 0], motion, cfg.guide_pixel_size, cfg.motion_subframes, x.shape[1])
 
 
