@@ -124,7 +124,7 @@ def test_kv_cached_pyramid_equals_recomputed(solver, model):
     sample = dict(schedule="pyramid", lag=1, segment_frames=2, solver=solver, steps=3)
     cfg, dit, vae = _cfg(33, model, **sample)  # 9 latent frames: 5 segments, rows 3 + 4
     if model:
-        dit.proj_out.kernel.value = jnp.asarray(np.random.default_rng(3).normal(0, 0.1, dit.proj_out.kernel.shape))
+        dit.proj_out.kernel[...] = jnp.asarray(np.random.default_rng(3).normal(0, 0.1, dit.proj_out.kernel.shape))
     image = np.random.default_rng(1).integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
     starts, length = pyramid_windows(pyramid(3, 3.0, 9, 2, 1), 2)
     assert length < 9  # the cached run does skip frames

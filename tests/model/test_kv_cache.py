@@ -52,7 +52,7 @@ def test_cached_first_frame_residual_equals_recomputation():
     as the base instead it does not."""
     cfg = dataclasses.replace(MODEL, prediction="sample", residual="first_frame")
     dit = WanDiT(cfg, rngs=nnx.Rngs(0))
-    dit.proj_out.kernel.value = jax.random.normal(jax.random.key(3), dit.proj_out.kernel.shape) * 0.1
+    dit.proj_out.kernel[...] = jax.random.normal(jax.random.key(3), dit.proj_out.kernel.shape) * 0.1
     x, t, ctx = _inputs()
     full = dit(x, t, ctx, attn=CAUSAL)
     _, kv = dit(x[:, :4], t[:, :4], ctx, attn=CAUSAL, return_kv=True)
