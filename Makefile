@@ -40,7 +40,7 @@ sprites60-model: $(VENV)/.installed
 		train.causal_prob=1.0 train.steps=1200 train.eval_every=400 train.checkpoint_every=400
 	rm -rf wanjax/assets/sprites60 && mkdir -p wanjax/assets && cp -r runs/sprites60_pyramid/export wanjax/assets/sprites60
 	$(BIN)/python scripts/eval_longvideo.py --ckpt wanjax/assets/sprites60 --clips 20 --schedule pyramid \
-		--schedule synchronous --schedule chained --json bench/longvideo.json
+		--schedule synchronous --schedule chained --references --json bench/longvideo.json
 
 # The README's pictures, from the bundled models: the demo video, frames 0 4 8 12 16, and its brush overlay; a 60-s
 # Sprites60 video from examples/sprites60.png, every 10 s; the brush studio's page (Debian's chromium needed).

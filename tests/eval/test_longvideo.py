@@ -115,6 +115,8 @@ def test_ground_truth_is_steady_and_true_to_its_sprites(truth):
     assert _values(truth, "identity").min() == 1.0 and _values(truth, "shape_match").min() == 1.0
     assert _values(truth, "reentry_identity").min() == 1.0
     assert _values(truth, "count_error").max() < 0.15  # measured 0.02-0.08: sprites 40-50 % hidden count
+    motion = _values(truth, "motion")
+    assert motion.min() > 0.9 and motion.max() < 1.1  # blob centres vs the tracks; measured 0.97-1.01 (eval clips)
     assert all(isinstance(v, float | int) for m in truth for v in m.values())
     json.dumps(truth)
 
@@ -170,14 +172,22 @@ def test_colour_noise_has_no_sprites(clips):
             assert m["identity"] == 0.0 and m["reentry_identity"] == 0.0 and not m["present"].any()
 
 
-def test_frozen_first_frame_keeps_identity_but_not_the_count(clips):
-    """The sprite metrics judge looks, not positions: a still first frame keeps every sprite's colour and shape,
-    and only the count sees the leaving sprite that never leaves."""
+def test_frozen_first_frame_keeps_identity_but_not_the_count_nor_the_motion(clips):
+    """Identity judges looks, not positions: a still first frame keeps every sprite's colour and shape; the count
+    sees the leaving sprite that never leaves, and motion that nothing moves."""
     clip = clips[0]
     m = evaluate_long(np.repeat(clip["video"][:1], len(clip["video"]), axis=0), clip)
     assert m["identity"] == 1.0 and m["reentry_identity"] == 1.0
     assert m["count_error"] > 0.5  # measured 0.63: one sprite too many for 30 s of 60
     assert m["drift_max"] == 0.0 and m["temporal_flickering"] == 1.0 and m["flashes"] == 0
+    assert m["motion"] == 0.0
+
+
+def test_motion_is_the_speed_against_the_ground_truth(clips):
+    """The clip played at half speed (each frame twice) moves its sprites half as fast: motion ≈ 1/2."""
+    for clip in clips[:3]:
+        slow = clip["video"][np.arange(len(clip["video"])) // 2]
+        assert abs(sprite_identity(slow, clip)["motion"] - 0.5) < 0.1  # measured 0.49-0.55 on eval clips 0-2
 
 
 def test_reentry_needs_a_sprite_that_leaves(clips):

@@ -31,11 +31,24 @@ def test_toy_model_scored_in_every_schedule(tmp_path):
     ]  # fmt: skip
     train(load_config(CONFIG, small), progress=False)
     out = tmp_path / "longvideo.json"
-    args = ["--ckpt", str(tmp_path / "run" / "export"), "--clips", "2", "--batch", "2", "--json", str(out)]
+    args = [
+        "--ckpt",
+        str(tmp_path / "run" / "export"),
+        "--clips",
+        "2",
+        "--batch",
+        "2",
+        "--json",
+        str(out),
+        "--references",
+    ]
     sample = ["frames=65", "steps=2", "window=6", "overlap=2"]
     subprocess.run([sys.executable, str(ROOT / "scripts" / "eval_longvideo.py"), *args, *sample], check=True)
     results = json.loads(out.read_text())
-    assert set(results) == {"ckpt", "sample", "synchronous", "pyramid", "chained"}
+    assert set(results) == {"ckpt", "sample", "synchronous", "pyramid", "chained", "ground truth", "frame 0 repeated"}
+    truth, still = results["ground truth"], results["frame 0 repeated"]
+    assert truth["identity"] == 1.0 and truth["flashes"] == 0 and 0.9 < truth["motion"] < 1.1
+    assert still["motion"] == 0.0 and still["drift_max"] == 0.0 and still["flashes"] == 0
     for schedule in ("synchronous", "pyramid", "chained"):
         r = results[schedule]
         assert r["clips"] == 2 and len(r["per_clip"]) == 2

@@ -39,16 +39,22 @@ def boundaries(cfg: Config, schedule: str) -> list[int]:
 
 def evaluate_checkpoint(
     ckpt: str | Path, clips: int = 20, *, schedules: tuple[str, ...] = SCHEDULES, batch: int = 4, seed: int = 0,
-    overrides: dict | None = None,
+    overrides: dict | None = None, references: bool = False,
 ) -> dict:  # fmt: skip
     """Mean long-video metrics of the checkpoint's samples of the first `clips` eval clips, per schedule (sample
-    settings from the checkpoint's config, updated by `overrides`), and each clip's own numbers."""
+    settings from the checkpoint's config, updated by `overrides`), and each clip's own numbers. references: also
+    score, with no model, the clips' ground truth and their first frame held still ("ground truth", "frame 0
+    repeated"; pyramid boundaries): what a perfect and a motionless video get."""
     cfg, dit, vae = load_checkpoint(ckpt)
     cfg = with_sample(cfg, overrides or {})
     data = [
         sprites60(clip_seed(0, "eval", i), cfg.sample.frames, cfg.sample.height, cfg.sample.width) for i in range(clips)
     ]
     results = {}
+    if references:
+        for name, video in (("ground truth", lambda c: c["video"]), ("frame 0 repeated", _still)):
+            per_clip = [evaluate_long(video(c), c, boundaries(cfg, "pyramid"), cfg.sample.fps) for c in data]
+            results[name] = _mean(per_clip) | {"clips": clips, "per_clip": per_clip}
     for schedule in schedules:
         run = with_sample(cfg, {"schedule": schedule})
         per_clip, t0 = [], time.perf_counter()
@@ -61,6 +67,15 @@ def evaluate_checkpoint(
                 evaluate_long(v, c, boundaries(run, schedule), run.sample.fps)
                 for v, c in zip(frames, part, strict=True)
             ]
-        mean = {key: float(np.nanmean([m[key] for m in per_clip])) for key in per_clip[0]}
-        results[schedule] = mean | {"clips": clips, "seconds": round(time.perf_counter() - t0, 1), "per_clip": per_clip}
+        seconds = round(time.perf_counter() - t0, 1)
+        results[schedule] = _mean(per_clip) | {"clips": clips, "seconds": seconds, "per_clip": per_clip}
     return results
+
+
+def _mean(per_clip: list[dict]) -> dict:
+    return {key: float(np.nanmean([m[key] for m in per_clip])) for key in per_clip[0]}
+
+
+def _still(clip: dict) -> np.ndarray:
+    """The clip's first frame, as many times as the clip has frames."""
+    return np.repeat(clip["video"][:1], len(clip["video"]), axis=0)
