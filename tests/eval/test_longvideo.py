@@ -181,6 +181,8 @@ def test_frozen_first_frame_keeps_identity_but_not_the_count_nor_the_motion(clip
     assert m["count_error"] > 0.5  # measured 0.63: one sprite too many for 30 s of 60
     assert m["drift_max"] == 0.0 and m["temporal_flickering"] == 1.0 and m["flashes"] == 0
     assert m["motion"] == 0.0
+    parked = clip | {"tracks": np.repeat(clip["tracks"][:, :1], len(clip["video"]), axis=1)}
+    assert np.isnan(sprite_identity(clip["video"], parked)["motion"])  # no speed to compare with: not 0 / 0
 
 
 def test_motion_is_the_speed_against_the_ground_truth(clips):

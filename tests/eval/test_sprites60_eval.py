@@ -31,19 +31,11 @@ def test_toy_model_scored_in_every_schedule(tmp_path):
     ]  # fmt: skip
     train(load_config(CONFIG, small), progress=False)
     out = tmp_path / "longvideo.json"
-    args = [
-        "--ckpt",
-        str(tmp_path / "run" / "export"),
-        "--clips",
-        "2",
-        "--batch",
-        "2",
-        "--json",
-        str(out),
-        "--references",
-    ]
+    args = ["--ckpt", str(tmp_path / "run" / "export"), "--clips", "2", "--batch", "2", "--json", str(out)]
     sample = ["frames=65", "steps=2", "window=6", "overlap=2"]
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "eval_longvideo.py"), *args, *sample], check=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "eval_longvideo.py"), *args, "--references", *sample], check=True
+    )
     results = json.loads(out.read_text())
     assert set(results) == {"ckpt", "sample", "synchronous", "pyramid", "chained", "ground truth", "frame 0 repeated"}
     truth, still = results["ground truth"], results["frame 0 repeated"]

@@ -223,8 +223,8 @@ def sprite_identity(video: np.ndarray, clip: dict, fps: int = 16) -> dict:
     one), motion (the sprites' mean speed, over the present expected pairs, against the ground truth's over the
     expected ones: the net distance a sprite's largest blob moves through its shown frames of the second, and its
     track through its visible ones, in px/s; 1 for the ground truth (0.97-1.01 over 8 eval clips), 0 for a still
-    frame, 0.5 for the clip at half speed; NaN for a clip without tracks), and per-second arrays expected,
-    present, judged, shape_ok bool [n, S].
+    frame, 0.5 for the clip at half speed; NaN for a clip without tracks or whose sprites stand still), and
+    per-second arrays expected, present, judged, shape_ok bool [n, S].
     """
     colors = np.asarray(clip["colors"])
     visible = np.asarray(clip["visible"], bool)
@@ -273,7 +273,8 @@ def sprite_identity(video: np.ndarray, clip: dict, fps: int = 16) -> dict:
         after = np.array([span.start >= first for span in spans]) & expected[:, s]
         reentry = correct[after, s].mean() if after.any() else np.nan
     moving = np.nanmean(truth[expected]) if expected.any() and tracks is not None else np.nan
-    motion = np.nanmean(np.where(present, speed, np.nan)[expected]) / moving if (present & expected).any() else np.nan
+    judged_speed = (present & expected).any() and moving > 0  # NaN compares False: no tracks, nothing to judge
+    motion = np.nanmean(np.where(present, speed, np.nan)[expected]) / moving if judged_speed else np.nan
     return {
         "identity": float(identity),
         "motion": float(motion),
