@@ -70,11 +70,12 @@ def test_brush_model_trains_and_its_export_samples_with_brushes(tmp_path):
     assert np.load(tmp_path / "out" / "sample.npz")["frames"].shape == (17, 64, 64, 3)
 
 
-def _cli(tmp_path, *extra, cache: Path | None = None):
-    """`wanjax train` of TINY in a subprocess; cache: its compilation cache folder (None: off, as in conftest)."""
+def _cli(tmp_path, *extra):
+    """`wanjax train` of TINY in a subprocess (with the test session's compilation cache, conftest)."""
     cmd = [sys.executable, "-m", "wanjax.cli", "train", TINY, *_overrides(tmp_path, *extra)]
-    env = os.environ | {"PYTHONUNBUFFERED": "1"} | ({"WANJAX_COMPILATION_CACHE": str(cache)} if cache else {})
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ | {"PYTHONUNBUFFERED": "1"}
+    )
 
 
 def _wait_for(predicate, proc, timeout=240):
@@ -88,18 +89,18 @@ def _wait_for(predicate, proc, timeout=240):
 
 def test_exact_resume_after_kill_9(tmp_path):
     steps = ["train.steps=12", "train.checkpoint_every=4", "train.eval_every=100"]
-    # The uninterrupted reference runs beside the one that gets killed (each process spends most of its time
-    # compiling, one core each), and the resumed run reads their compiled programs from the compilation cache, as
-    # a restarted job does (162 -> 121 s on 2 cores). Same program, same bits.
-    cache = tmp_path / "jax_cache"
-    straight, killed = _cli(tmp_path / "a", *steps, cache=cache), _cli(tmp_path / "b", *steps, cache=cache)
+    # The uninterrupted reference starts once the run that gets killed has compiled (and stored) the programs, and
+    # it and the resumed run read them from the compilation cache, as a restarted job does. Same program, same bits.
+    killed = _cli(tmp_path / "b", *steps)
+    _wait_for(lambda: (tmp_path / "b" / "run" / "metrics.jsonl").is_file(), killed)
+    straight = _cli(tmp_path / "a", *steps)
     ckpt = tmp_path / "b" / "run" / "checkpoints" / "4"
     _wait_for(lambda: ckpt.is_dir() and (ckpt / "meta").is_dir(), killed)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert straight.wait(timeout=400) == 0, straight.stderr.read().decode()[-2000:]
     reference = {r["step"]: r["loss"] for r in _rows(tmp_path / "a" / "run")}
-    resumed = _cli(tmp_path / "b", *steps, cache=cache)
+    resumed = _cli(tmp_path / "b", *steps)
     assert resumed.wait(timeout=400) == 0, resumed.stderr.read().decode()[-2000:]
     rows = _rows(tmp_path / "b" / "run")
     assert [r["step"] for r in rows] == list(range(1, 13))

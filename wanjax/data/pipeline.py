@@ -22,6 +22,7 @@ from wanjax.config import Config
 from wanjax.data.batches import decode, process_batches
 from wanjax.data.tfds import get_builder
 from wanjax.errors import WanjaxError
+from wanjax.parallel.distributed import barrier
 
 
 def build(name: str, data_dir: str | Path, **options) -> tfds.core.DatasetBuilder:
@@ -97,9 +98,6 @@ def config_batches(cfg: Config, split: str, share: tuple[int, int] | None = None
         )
         if jax.process_index() == 0:
             build(d.name, d.data_dir, **options)
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(f"wanjax data {d.name} built")
+    barrier(f"data {d.name} built")  # process 0 may take minutes
     args = (d.name, split, d.data_dir, cfg.train.batch_size, cfg.train.seed)
     return make_dataset(*args, transform=transform, share=share, **options)

@@ -4,6 +4,7 @@
     ema = to_host(state.ema)      # numpy on every process (a collective: every process calls it)
     x = replicated(noise, mesh)   # the same host values on every process -> one global array over the mesh
     index, count = row_share(batch_sharding, rows)   # which rows of each global batch this process reads
+    barrier("data built")         # every process waits here until all have arrived (minutes apart is fine)
 
 A process learns its place in the job from JAX_COORDINATOR_ADDRESS (host:port of process 0), JAX_NUM_PROCESSES
 and JAX_PROCESS_ID (what `wanjax launch` sets), plus JAX_NUM_CPU_DEVICES for CPU runs; on a TPU pod slice or
@@ -13,15 +14,19 @@ wanjax reads them and passes them to `jax.distributed.initialize`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
 import jax
 from jax.experimental import multihost_utils
+from orbax.checkpoint import multihost as ocp_multihost
 
 from wanjax.errors import WanjaxError
 
 EXPLICIT = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+BARRIER_TIMEOUT_S = 3600
+_barriers = itertools.count()  # every process passes the same barriers in the same order: the same numbers
 
 
 def _int(env: Mapping[str, str], name: str, low: int, high: int | None = None) -> int:
@@ -111,3 +116,12 @@ def agreed_preemption(step: int) -> bool:
     """Whether every process has agreed to save at `step` and stop (JAX's preemption sync manager, which
     `jax.distributed.initialize` starts and which hears SIGTERM). Call it at every step, on every process."""
     return bool(multihost_utils.reached_preemption_sync_point(step))
+
+
+def barrier(name: str, timeout_s: int = BARRIER_TIMEOUT_S) -> None:
+    """Wait until every process of the job has reached this barrier; nothing on one process. The coordination
+    service's barrier, not a device collective (`multihost_utils.sync_global_devices`): on CPU a process that waits
+    in a collective (gloo) is killed after 30 s, and one host may build data or compile for minutes longer."""
+    if jax.process_count() > 1:
+        key = f"wanjax {next(_barriers)}: {name}"
+        ocp_multihost.sync_global_processes(key, timeout=timeout_s, processes=set(range(jax.process_count())))

@@ -32,8 +32,14 @@ def fingerprint(tree: Any) -> list[float]:
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return []
-    stats = [jnp.stack([jnp.sum(x.astype(jnp.float32)), jnp.sum(jnp.square(x.astype(jnp.float32)))]) for x in leaves]
-    return np.asarray(jax.device_get(jnp.stack(stats)), np.float64).ravel().tolist()
+    return np.asarray(jax.device_get(_leaf_stats(leaves)), np.float64).ravel().tolist()
+
+
+@jax.jit
+def _leaf_stats(leaves: list) -> jax.Array:
+    """[N, 2]: sum and sum of squares (float32) of each of N arrays; one program, not two reductions per leaf."""
+    f32 = [x.astype(jnp.float32) for x in leaves]
+    return jnp.stack([jnp.stack([jnp.sum(x), jnp.sum(jnp.square(x))]) for x in f32])
 
 
 def _matches(saved: list[float], restored: list[float]) -> bool:

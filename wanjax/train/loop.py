@@ -28,7 +28,7 @@ from wanjax.errors import WanjaxError
 from wanjax.io.weights import Pipeline
 from wanjax.model.dit import AttnSpec
 from wanjax.model.flops import train_step_flops
-from wanjax.parallel.distributed import agreed_preemption, row_share, to_host
+from wanjax.parallel.distributed import agreed_preemption, barrier, row_share, to_host
 from wanjax.parallel.mesh import check_divisible, logical_to_spec, make_mesh, maybe_initialize_distributed
 from wanjax.train.checkpoint import Checkpointer, abstract_like, fingerprint
 from wanjax.train.finetune import build_model
@@ -203,9 +203,16 @@ def train(
     first = encode(next(train_iter))
     s_batch = batch_shardings(first, mesh)
     shares = share[1]
-    step_fn = make_train_step(graphdef, tx, cfg, mesh, state, first, shares=shares)
-    causal_fn = make_train_step(graphdef, tx, cfg, mesh, state, first, True, shares) if tcfg.causal_prob else None
+    # Compiled before the first step, then every process waits for the others: the steps' collectives start
+    # together however long one host took to compile.
+    g_first, g_eval = to_global(first, s_batch, shares), to_global(eval_batch, s_batch, shares)
+    step_fn = make_train_step(graphdef, tx, cfg, mesh, state, first, shares=shares).lower(state, g_first).compile()
+    causal_fn = None
+    if tcfg.causal_prob:
+        causal_fn = make_train_step(graphdef, tx, cfg, mesh, state, first, True, shares).lower(state, g_first).compile()
     eval_fn = eval_loss_fn(graphdef, cfg, AttnSpec.from_config(cfg.mesh, mesh))
+    eval_fn = eval_fn.lower(state.params, state.frozen, g_eval).compile()
+    barrier("train steps compiled")
     # Throughput counts the global batch: `shares` groups of processes read its rows.
     flops = train_step_flops(cfg.model, first) * shares
     tokens = int(np.prod(first["latents"].shape[:4])) // int(np.prod(cfg.model.patch_size)) * shares
@@ -242,7 +249,7 @@ def train(
                     row["mfu"] = rate * flops / peak
                 t_last, n_last = time.perf_counter(), n
             if every(n, tcfg.eval_every) or n == tcfg.steps or n == 1:
-                row["eval_loss"] = float(eval_fn(state.params, state.frozen, to_global(eval_batch, s_batch, shares)))
+                row["eval_loss"] = float(eval_fn(state.params, state.frozen, g_eval))
                 summary["eval_loss"].append((n, row["eval_loss"]))
             if row:
                 log.log(n, row)
