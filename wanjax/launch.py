@@ -43,8 +43,8 @@ def process_env(index: int, nproc: int, port: int, devices_per_process: int | No
     if devices_per_process is not None:
         env |= {"JAX_NUM_CPU_DEVICES": str(devices_per_process), "JAX_PLATFORMS": "cpu"}
         # XLA's CPU client runs a program's per-device parts on a pool of max(cores, devices) threads, and a
-        # collective holds one per device: a second program dispatched meanwhile (the checkpoint fingerprint's
-        # eager ops) can take the last thread and stall the job. Spare threads rule that out (tests/conftest.py).
+        # collective holds one per device: a second program dispatched meanwhile (the checkpoint
+        # fingerprint) can take the last thread and stall the job. Spare threads rule that out (tests/conftest.py).
         env["PJRT_NPROC"] = os.environ.get("PJRT_NPROC", str(2 * devices_per_process))
     return env
 
