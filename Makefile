@@ -29,16 +29,19 @@ demo-model: $(VENV)/.installed
 	$(BIN)/wanjax train configs/brushsprites.yaml
 	rm -rf wanjax/assets/demo && mkdir -p wanjax/assets && cp -r runs/brushsprites/export wanjax/assets/demo
 
-# Retrain the bundled long-video model from scratch in two stages, install it in wanjax/assets/sprites60, and score it
-# over 20 eval clips, pyramid (the config's schedule), synchronous and chained -> bench/longvideo.json (~8 min: 287 + 106 + 61 s of sampling).
-# Stage 1: 2,000 steps, half of them the pyramid way (2.45 s/step alone: ~82 min); stage 2: 1,200 steps from its
-# export, every step the pyramid way (49.5 min measured, 2026-12-06). About 2 h 12 min on 2 cores.
+# Retrain the bundled long-video model from scratch in three stages, install it in wanjax/assets/sprites60, and score
+# it over 20 eval clips, pyramid (the config's schedule), synchronous and chained -> bench/longvideo.json (~5 min).
+# Stage 1: 2,000 steps, half of them the pyramid way; stage 2: 1,200 steps from its export, every step the pyramid
+# way (both without the sub-frame ramp); stage 3: 1,200 steps from stage 2's export with it (the config's
+# model.subframe_ramp). 1.6-1.7 s/step alone on the 2026-12-07 machine (2.45 on 2026-12-06's): about 2 h 5 min.
 sprites60-model: $(VENV)/.installed
-	rm -rf runs/sprites60 runs/sprites60_pyramid
-	$(BIN)/wanjax train configs/sprites60.yaml
-	$(BIN)/wanjax train configs/sprites60.yaml train.workdir=runs/sprites60_pyramid train.init=runs/sprites60/export \
+	rm -rf runs/sprites60 runs/sprites60_pyramid runs/sprites60_ramp
+	$(BIN)/wanjax train configs/sprites60.yaml model.subframe_ramp=false
+	$(BIN)/wanjax train configs/sprites60.yaml model.subframe_ramp=false train.workdir=runs/sprites60_pyramid \
+		train.init=runs/sprites60/export train.causal_prob=1.0 train.steps=1200 train.eval_every=400 train.checkpoint_every=400
+	$(BIN)/wanjax train configs/sprites60.yaml train.workdir=runs/sprites60_ramp train.init=runs/sprites60_pyramid/export \
 		train.causal_prob=1.0 train.steps=1200 train.eval_every=400 train.checkpoint_every=400
-	rm -rf wanjax/assets/sprites60 && mkdir -p wanjax/assets && cp -r runs/sprites60_pyramid/export wanjax/assets/sprites60
+	rm -rf wanjax/assets/sprites60 && mkdir -p wanjax/assets && cp -r runs/sprites60_ramp/export wanjax/assets/sprites60
 	$(BIN)/python scripts/eval_longvideo.py --ckpt wanjax/assets/sprites60 --clips 20 --schedule pyramid \
 		--schedule synchronous --schedule chained --references --json bench/longvideo.json
 

@@ -62,20 +62,36 @@ def _cfg(frames: int, model: dict | None = None, **sample) -> tuple:
     return cfg, WanDiT(cfg.model, rngs=nnx.Rngs(0)), make_vae(cfg.vae, nnx.Rngs(1))
 
 
+RESIDUAL = {"prediction": "sample", "residual": "first_frame"}
+RAMP = RESIDUAL | {"subframe_ramp": True}
+
+
+def _draw_head(dit) -> None:
+    """A drawn (not zero) clean-sample head, so that the residual base, the ramp and the attention all count."""
+    dit.proj_out.kernel[...] = jnp.asarray(np.random.default_rng(3).normal(0, 0.1, dit.proj_out.kernel.shape))
+
+
 def _generate(cfg, dit, vae, mesh=None, image=None):
     context = jnp.zeros((1, 1, cfg.model.text_dim))
     return generate(dit, vae, cfg, 0, context, image=image, mesh=mesh, progress=False)
 
 
 @pytest.mark.parametrize(
-    "schedule",
-    [dict(schedule="synchronous"), dict(schedule="pyramid", lag=1, segment_frames=31)],
-    ids=lambda s: s["schedule"],
+    "schedule, model",
+    [
+        (dict(schedule="synchronous"), None),
+        (dict(schedule="pyramid", lag=1, segment_frames=31), None),
+        (dict(schedule="pyramid", lag=1, segment_frames=31), RAMP),
+    ],
+    ids=["synchronous", "pyramid", "pyramid-subframe_ramp"],
 )
-def test_60_seconds_as_one_sequence_on_a_ring_of_8(schedule):
+def test_60_seconds_as_one_sequence_on_a_ring_of_8(schedule, model):
     """961 video frames = 241 latent frames (964 tokens) in one sequence, frames sharded over ring=8: the same
-    latents as the unsharded dense run (fp32, ≤ 1e-4 relative)."""
-    cfg, dit, vae = _cfg(961, **schedule)
+    latents as the unsharded dense run (fp32, ≤ 1e-4 relative); also with the sub-frame ramp, which reads each
+    latent frame's neighbour across the shards."""
+    cfg, dit, vae = _cfg(961, model, **schedule)
+    if model:
+        _draw_head(dit)
     frames, ref = _generate(cfg, dit, vae)
     assert frames.shape == (1, 961, 8, 8, 3) and ref.shape == (1, 241, 4, 4, 48)
     _, out = _generate(cfg, dit, vae, mesh=make_mesh(cfg.mesh))
@@ -111,20 +127,20 @@ def test_pyramid_windows():
         assert lo <= moving.min() and moving.max() < lo + length  # every moving frame is computed
 
 
-RESIDUAL = {"prediction": "sample", "residual": "first_frame"}
-
-
 @pytest.mark.parametrize(
-    "solver, model", [("euler", None), ("unipc", None), ("unipc", RESIDUAL)], ids=["euler", "unipc", "residual"]
+    "solver, model",
+    [("euler", None), ("unipc", None), ("unipc", RESIDUAL), ("unipc", RAMP)],
+    ids=["euler", "unipc", "residual", "subframe_ramp"],
 )
 def test_kv_cached_pyramid_equals_recomputed(solver, model):
     """Pyramid sampling reading finished segments from the K/V cache == recomputing the whole clip every step
     (fp32, ≤ 1e-5 relative), image-to-video, with and without text guidance branches; also for a first-frame
-    residual model (Sprites60's; head kernel drawn, so the base and the attention both count)."""
+    residual model (Sprites60's; head kernel drawn, so the base and the attention both count), also with the
+    sub-frame ramp (a window's first frame has no frame before it in the window: it is a finished one)."""
     sample = dict(schedule="pyramid", lag=1, segment_frames=2, solver=solver, steps=3)
     cfg, dit, vae = _cfg(33, model, **sample)  # 9 latent frames: 5 segments, rows 3 + 4
     if model:
-        dit.proj_out.kernel[...] = jnp.asarray(np.random.default_rng(3).normal(0, 0.1, dit.proj_out.kernel.shape))
+        _draw_head(dit)
     image = np.random.default_rng(1).integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
     starts, length = pyramid_windows(pyramid(3, 3.0, 9, 2, 1), 2)
     assert length < 9  # the cached run does skip frames

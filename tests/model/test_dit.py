@@ -164,3 +164,30 @@ def test_brushes_on_an_image_to_video_model_read_its_image_latent():
     np.testing.assert_array_equal(with_brushes, dit(x, *args, **kw))  # zero-initialised motion_proj
     dit.motion_proj.kernel[...] = jax.random.normal(jax.random.key(1), dit.motion_proj.kernel.shape)
     assert float(jnp.abs(dit(x, *args, motion=motion, **kw) - with_brushes).max()) > 1e-3
+
+
+def test_subframe_ramp_is_applied_to_the_clean_sample():
+    """model.subframe_ramp (head kernel drawn): the velocity is the one implied by subframe_ramp of the same
+    model's x0 without it (frame 0 clean, the others at sigma >= 0.05, 1e-5); it moves every latent frame but 0."""
+    from wanjax.model.pixel import subframe_ramp
+
+    cfg = ModelConfig(dim=32, ffn_dim=64, num_heads=2, num_layers=1, text_dim=8, freq_dim=16, in_channels=48,
+                      out_channels=48, prediction="sample", residual="first_frame", motion_subframes=4)  # fmt: skip
+    plain = WanDiT(cfg, rngs=nnx.Rngs(0))
+    plain.proj_out.kernel[...] = jax.random.normal(jax.random.key(3), plain.proj_out.kernel.shape) * 0.1
+    ramped = WanDiT(dataclasses.replace(cfg, subframe_ramp=True), rngs=nnx.Rngs(0))
+    nnx.update(ramped, nnx.state(plain))
+    x = jax.random.normal(jax.random.key(1), (2, 4, 4, 4, 48))
+    t = jnp.array([[0.0, 900.0, 400.0, 60.0], [0.0, 0.0, 700.0, 200.0]])
+    ctx = jnp.zeros((2, 1, 8))
+    sigma = np.maximum(np.asarray(t) / 1000, 0.05)[:, :, None, None, None]
+    x0 = np.asarray(x) - np.asarray(plain(x, t, ctx)) * sigma
+    expected = (np.asarray(x) - np.asarray(subframe_ramp(jnp.asarray(x0), x, t == 0))) / sigma
+    got = np.asarray(ramped(x, t, ctx))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    moved = np.abs(got - np.asarray(plain(x, t, ctx))).max(axis=(2, 3, 4))
+    assert moved[:, 0].max() == 0 and moved[:, 1:].min() > 1e-2
+    with pytest.raises(WanjaxError, match="model.subframe_ramp needs model.prediction=sample"):
+        dataclasses.replace(cfg, subframe_ramp=True, prediction="velocity", residual="none").validate()
+    with pytest.raises(WanjaxError, match="pixel codec"):
+        dataclasses.replace(cfg, subframe_ramp=True, in_channels=16, out_channels=16).validate()

@@ -44,6 +44,11 @@ class ModelConfig:
     # does not move is free) | warp (frame 0 moved along the brush tracks at pixel resolution, wanjax.model.guide;
     # the pixel codec's latents; the guide is also channel-concatenated to the patch input).
     residual: str = "none"
+    # Sub-frame ramp (toy-model trick, prediction=sample, the pixel codec's latents only): sub-frame j of latent
+    # frame f >= 1 is x0's plus (1 - (j+1)/k) x (the frame before's last sub-frame - this one's last), the frame
+    # before taken clean where its sigma is 0. A head that draws a latent frame's k video frames alike then draws a
+    # linear blend from the frame before instead of a jump every k frames (wanjax.model.pixel.subframe_ramp).
+    subframe_ramp: bool = False
     motion_dim: int = 16  # channels of a track's embedding
     motion_subframes: int = 4  # video frames per latent frame (the VAE's temporal stride): one splat each
     motion_sigma: float = 0.7  # splat Gaussian radius in latent cells (>= 0.7: position bias of the sampled
@@ -83,6 +88,11 @@ class ModelConfig:
             raise WanjaxError(
                 f"model.residual={self.residual} adds to the latents' own frame 0; a model with condition channels "
                 f"(in_channels={self.in_channels} vs out_channels={self.out_channels}) has none to add: set it none"
+            )
+        if self.subframe_ramp and (self.prediction != "sample" or self.guide_pixel_size is None):
+            raise WanjaxError(
+                "model.subframe_ramp needs model.prediction=sample and the pixel codec's latents (in_channels = "
+                f"out_channels = motion_subframes x 3 x s²; here {self.in_channels}, {self.out_channels}): set it false"
             )
         if (self.image_dim is None) != (self.added_kv_proj_dim is None):
             raise WanjaxError(

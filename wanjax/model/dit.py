@@ -36,6 +36,7 @@ from wanjax.model.layers import (
     modulate,
 )
 from wanjax.model.motion import Motion, MotionEmbed
+from wanjax.model.pixel import subframe_ramp
 from wanjax.model.rope import apply_rope, rope_angles, rope_tables
 from wanjax.parallel.mesh import check_divisible
 from wanjax.parallel.partition import constrain
@@ -297,6 +298,8 @@ class WanDiT(nnx.Module):
         out = unpatchify(self.proj_out(h), (Fp, Hp, Wp), cfg.patch_size, cfg.out_channels)
         if base is not None:
             out = out + base.astype(out.dtype)
+        if cfg.subframe_ramp:
+            out = subframe_ramp(out, x[..., : cfg.out_channels], t == 0, cfg.motion_subframes)
         if cfg.prediction == "sample":
             out = velocity_from_sample(x[..., : cfg.out_channels], out, t / NUM_TRAIN_TIMESTEPS)  # not the condition
         return (out, new_kv) if return_kv else out

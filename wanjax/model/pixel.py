@@ -58,6 +58,19 @@ def unfold(z: jax.Array, s: int, k: int = FRAMES_PER_LATENT) -> jax.Array:
     return x.reshape(B, F, k, h * s, w * s, 3)
 
 
+def subframe_ramp(x0: jax.Array, x: jax.Array, clean: jax.Array, k: int = FRAMES_PER_LATENT) -> jax.Array:
+    """model.subframe_ramp: x0 [B, F, h, w, C] (C = k sub-frames, sub-frame-major as `fold` lays them out) with
+    sub-frame j of latent frame f >= 1 moved by (1 - (j+1)/k) (prev_f - x0[f, last]), prev_f the last sub-frame of
+    frame f-1: x's [B, F, h, w, C] (the model input) where clean [B, F] (sigma 0: conditioning or finished frames),
+    else x0's. Sub-frames drawn alike become a linear blend from prev_f; the last sub-frame and frame 0 are kept."""
+    B, F, h, w, C = x0.shape
+    sub = x0.reshape(B, F, h, w, k, C // k)
+    known = jnp.where(clean[:, :, None, None, None, None], x.reshape(sub.shape).astype(sub.dtype), sub)
+    ramp = (1 - (jnp.arange(k, dtype=sub.dtype) + 1) / k)[:, None]  # [k, 1]
+    delta = (known[:, :-1, ..., -1:, :] - sub[:, 1:, ..., -1:, :]) * ramp  # [B, F-1, h, w, k, C/k]
+    return jnp.concatenate([sub[:, :1], sub[:, 1:] + delta], axis=1).reshape(x0.shape)
+
+
 def make_vae(cfg: VAEConfig, rngs: nnx.Rngs) -> nnx.Module:
     """The latent codec a config names: Wan's VAE (random init from rngs) or the pixel codec."""
     if cfg.kind == "pixel":

@@ -27,7 +27,7 @@ from wanjax.model.pixel import make_vae
 VAE_SEED = 1
 # Branches a config may add to a pretrained model (they keep their init), and settings that change no weights
 ADDED = ("motion_embed/", "motion_proj/")
-FREE = ("dtype", "param_dtype", "remat", "motion", "motion_dim", "motion_subframes", "motion_sigma")
+FREE = ("dtype", "param_dtype", "remat", "motion", "motion_dim", "motion_subframes", "motion_sigma", "subframe_ramp")
 
 
 @dataclasses.dataclass
