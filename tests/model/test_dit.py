@@ -168,7 +168,8 @@ def test_brushes_on_an_image_to_video_model_read_its_image_latent():
 
 def test_subframe_ramp_is_applied_to_the_clean_sample():
     """model.subframe_ramp (head kernel drawn): the velocity is the one implied by subframe_ramp of the same
-    model's x0 without it (frame 0 clean, the others at sigma >= 0.05, 1e-5); it moves every latent frame but 0."""
+    model's x0 without it (1e-5; frame 0 clean, and frame 1 of the second clip, the others at sigma >= 0.05); it
+    moves every latent frame but 0."""
     from wanjax.model.pixel import subframe_ramp
 
     cfg = ModelConfig(dim=32, ffn_dim=64, num_heads=2, num_layers=1, text_dim=8, freq_dim=16, in_channels=48,
