@@ -192,3 +192,5 @@ def test_subframe_ramp_is_applied_to_the_clean_sample():
         dataclasses.replace(cfg, subframe_ramp=True, prediction="velocity", residual="none").validate()
     with pytest.raises(WanjaxError, match="pixel codec"):
         dataclasses.replace(cfg, subframe_ramp=True, in_channels=16, out_channels=16).validate()
+    with pytest.raises(WanjaxError, match=r"one latent frame per patch \(model.patch_size \[2, 2, 2\]\)"):
+        dataclasses.replace(cfg, subframe_ramp=True, patch_size=(2, 2, 2)).validate()

@@ -89,10 +89,13 @@ class ModelConfig:
                 f"model.residual={self.residual} adds to the latents' own frame 0; a model with condition channels "
                 f"(in_channels={self.in_channels} vs out_channels={self.out_channels}) has none to add: set it none"
             )
-        if self.subframe_ramp and (self.prediction != "sample" or self.guide_pixel_size is None):
+        if self.subframe_ramp and (
+            self.prediction != "sample" or self.guide_pixel_size is None or self.patch_size[0] != 1
+        ):
             raise WanjaxError(
-                "model.subframe_ramp needs model.prediction=sample and the pixel codec's latents (in_channels = "
-                f"out_channels = motion_subframes x 3 x s²; here {self.in_channels}, {self.out_channels}): set it false"
+                "model.subframe_ramp needs model.prediction=sample, the pixel codec's latents (in_channels = "
+                f"out_channels = motion_subframes x 3 x s²; here {self.in_channels}, {self.out_channels}) and one "
+                f"latent frame per patch (model.patch_size {list(self.patch_size)}): set it false"
             )
         if (self.image_dim is None) != (self.added_kv_proj_dim is None):
             raise WanjaxError(
