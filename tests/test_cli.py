@@ -87,11 +87,11 @@ def test_config_names_its_checkpoint(tmp_path, capsys):
 
 def test_sprites60_config_samples_its_bundled_model(tmp_path):
     """`wanjax sample configs/sprites60.yaml --image F.png`: the long-video model the config names, 60 s at the
-    image's size, sampled the config's way (pyramid). From the first frame of Sprites60 eval clip 0 (never trained
-    on), frame 0 is the image, the sprites keep their colours and shapes (identity 0.876 measured at 4 steps; a
-    sampler that loses them, as synchronous sampling of this model does, scores ~0.01), the last second stays within
-    the drift bar (0.82 ΔE measured) and the video does not flash at every latent frame (4 flashes measured, at one
-    latent frame; 240 before model.subframe_ramp)."""
+    image's size, sampled the config's way (pyramid, segments of 2 latent frames). From the first frame of Sprites60
+    eval clip 0 (never trained on), frame 0 is the image, the sprites keep their colours and shapes (identity 1.0
+    measured at 4 steps; a sampler that loses them, as synchronous sampling of this model does, scores ~0.01), the
+    last second stays within the drift bar (0.67 ΔE measured) and the video does not flash (0 measured; 4 at one
+    latent frame in the trained segments of 8, 240 at every latent frame before model.subframe_ramp)."""
     clip = sprites60(clip_seed(0, "eval", 0), 961, 32, 32)
     image = tmp_path / "first.png"
     iio.imwrite(image, clip["video"][0])
@@ -101,9 +101,9 @@ def test_sprites60_config_samples_its_bundled_model(tmp_path):
     frames = np.load(tmp_path / "sample.npz")["frames"]
     assert frames.shape == (961, 32, 32, 3)
     np.testing.assert_array_equal(frames[0], clip["video"][0])
-    assert sprite_identity(frames, clip)["identity"] >= 0.85
+    assert sprite_identity(frames, clip)["identity"] >= 0.9
     assert colour_drift(frames)["drift_last"] <= 2.0
-    assert seams_and_flashes(frames)["flashes"] <= 8
+    assert seams_and_flashes(frames)["flashes"] <= 1
 
 
 def test_export_copies_a_sample_folder(tmp_path):

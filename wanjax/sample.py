@@ -84,7 +84,7 @@ def generate(
     """Flow-matching sampling of B videos -> (frames uint8 [B, T, H, W, 3], latents [B, F, h, w, C]).
 
     The whole clip is one sequence, denoised with sample.schedule (`wanjax.diffusion.schedules`): synchronous,
-    pyramid (segments of mesh.segment_frames latent frames, sample.lag steps apart, causal attention) or chained
+    pyramid (segments of sample.segment_frames latent frames, sample.lag steps apart, causal attention) or chained
     (the baseline: sample.window-frame windows, each started from sample.overlap clean frames of the last).
     context [B, M, text_dim] (zeros: no text). image uint8 [B, H, W, 3]: image-to-video (wanjax.diffusion.
     conditioning): a model with condition channels (Wan2.1-I2V, Wan2.2-I2V-A14B) reads [mask, image latent] beside
@@ -131,6 +131,7 @@ def generate(
     graphdef, params = nnx.split(dit)
     mask = attention_mask(scfg.schedule)
     attn = AttnSpec.from_config(cfg.mesh, mesh, mask=mask)
+    attn = dataclasses.replace(attn, segment_frames=cfg.sample_segment_frames)
     integer_t = scfg.timesteps == "wan"
 
     def branch_inputs(branches):
@@ -180,7 +181,7 @@ def generate(
             x = x.at[:, start:stop].set(denoise(window, sigmas, keep, inputs=(*inputs[:3], cond, inputs[4])))
         latents = x
     elif scfg.schedule == "pyramid":
-        sigmas = pyramid(scfg.steps, scfg.shift, F, cfg.mesh.segment_frames, scfg.lag, scfg.timesteps)
+        sigmas = pyramid(scfg.steps, scfg.shift, F, cfg.sample_segment_frames, scfg.lag, scfg.timesteps)
         # The cache needs dense attention (over the window's queries and every key before them): one device.
         cached = (
             (motion is None and condition is None and image_context is None and not cfg.model.first_frame_concat)
@@ -189,7 +190,7 @@ def generate(
         )
         if scfg.kv_cache and cached and cfg.model.patch_size[0] == 1:
             sigmas[:, clean] = 0.0
-            starts, length = pyramid_windows(sigmas, cfg.mesh.segment_frames)
+            starts, length = pyramid_windows(sigmas, cfg.sample_segment_frames)
             S = shape[1] // cfg.model.patch_size[1] * (shape[2] // cfg.model.patch_size[2])
             m = cfg.model
             cache = jnp.zeros((m.num_layers, len(branches) * B, F * S, m.num_heads, m.head_dim), m.dtype)

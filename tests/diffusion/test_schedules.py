@@ -157,6 +157,28 @@ def test_kv_cached_pyramid_equals_recomputed(solver, model):
     assert np.abs(guided[1][1] - guided[0][1]).max() / np.abs(guided[0][1]).max() <= 1e-5
 
 
+@pytest.mark.parametrize("kv_cache", [False, True], ids=["recomputed", "kv_cache"])
+def test_sample_segment_frames_replace_the_trained_ones_when_sampling(kv_cache):
+    """sample.segment_frames=2 on a model whose mesh.segment_frames is 4 samples the pyramid (stagger, causal mask
+    and K/V windows) exactly as mesh.segment_frames=2 does (≤ 1e-6), and not as 4 does; below 1 is an error."""
+    import dataclasses
+
+    sample = dict(schedule="pyramid", lag=1, steps=3, kv_cache=kv_cache)
+    trained, dit, vae = _cfg(33, RESIDUAL, segment_frames=4, **sample)  # 9 latent frames
+    _draw_head(dit)
+    image = np.random.default_rng(1).integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
+    shorter = dataclasses.replace(trained, sample=dataclasses.replace(trained.sample, segment_frames=2))
+    assert shorter.sample_segment_frames == 2 and trained.sample_segment_frames == 4
+    _, out = _generate(shorter, dit, vae, image=image)
+    _, ref = _generate(_cfg(33, RESIDUAL, segment_frames=2, **sample)[0], dit, vae, image=image)
+    _, as_trained = _generate(trained, dit, vae, image=image)
+    scale = np.abs(ref).max()
+    assert np.abs(out - ref).max() / scale <= 1e-6
+    assert np.abs(out - as_trained).max() / scale > 1e-2
+    with pytest.raises(WanjaxError, match="sample.segment_frames=0"):
+        config_from_dict({"sample": {"segment_frames": 0}})
+
+
 @pytest.mark.parametrize("schedule", ["synchronous", "chained", "pyramid"])
 def test_a_second_video_compiles_nothing(schedule, caplog):
     """Another seed and another (non-zero) context with the same shapes reuse every compiled program, chained

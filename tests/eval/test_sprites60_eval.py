@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wanjax.config import load_config
+from wanjax.config import load_config, with_sample
 from wanjax.eval.sprites60 import boundaries
 from wanjax.train.loop import train
 
@@ -20,7 +20,9 @@ def test_config_is_a_60_second_clip_and_boundaries():
     chained = boundaries(cfg, "chained")  # windows start at latent 0, 16, 32, ...; new content 5 frames later
     assert chained[:3] == [81, 145, 209] and chained[-1] < 961
     assert boundaries(cfg, "synchronous") == chained  # the control: the same places
-    assert boundaries(cfg, "pyramid")[:2] == [29, 61]  # segments of 8 latent frames: latent 8 -> video 29
+    assert boundaries(cfg, "pyramid")[:2] == [5, 13]  # sampled in segments of 2 latent frames: latent 2 -> video 5
+    trained = with_sample(cfg, {"segment_frames": None})  # the segments it trains in: mesh.segment_frames
+    assert cfg.mesh.segment_frames == 8 and boundaries(trained, "pyramid")[:2] == [29, 61]
 
 
 def test_toy_model_scored_in_every_schedule(tmp_path):

@@ -136,6 +136,10 @@ class SampleConfig:
     timesteps: str = "wan"
     schedule: str = "synchronous"  # synchronous | pyramid | chained
     lag: int = 2
+    # pyramid: latent frames per segment when sampling (the causal mask's blocks and the stagger); None =
+    # mesh.segment_frames, the segments the model trained with. Shorter ones start the clip from frame 0 in
+    # smaller steps (Sprites60: 4 with a model trained on 8; bench/recipe.md)
+    segment_frames: int | None = None
     kv_cache: bool = True  # pyramid: finished segments' K/V cached, not recomputed (dense attention, no brushes)
     window: int = 21
     overlap: int = 5
@@ -169,6 +173,8 @@ class SampleConfig:
                 f"(e.g. [0, {self.steps // 2}])"
             )
         _choice("sample.solver", self.solver, ("euler", "unipc"))
+        if self.segment_frames is not None and self.segment_frames < 1:
+            raise WanjaxError(f"sample.segment_frames={self.segment_frames}: must be >= 1 (or null: mesh's)")
         check_correlation("sample.noise_correlation", self.noise_correlation)
         _choice("sample.schedule", self.schedule, ("synchronous", "pyramid", "chained"))
         _choice("sample.timesteps", self.timesteps, ("wan", "continuous"))
@@ -233,6 +239,11 @@ class Config:
         for section in dataclasses.fields(self):
             getattr(self, section.name).validate()
         return self
+
+    @property
+    def sample_segment_frames(self) -> int:
+        """Latent frames per pyramid segment when sampling: sample.segment_frames, else mesh.segment_frames."""
+        return self.sample.segment_frames or self.mesh.segment_frames
 
     def check_parts(self) -> None:
         """Where a DiT and a VAE work together (sampling, a checkpoint's parts), they must fit: the DiT's output

@@ -28,7 +28,7 @@ def boundaries(cfg: Config, schedule: str) -> list[int]:
     control) or of each segment (pyramid). Latent frame f >= 1 decodes to video frames 4f - 3 … 4f."""
     ts, latents = cfg.vae.temporal_stride, (cfg.sample.frames - 1) // cfg.vae.temporal_stride + 1
     if schedule == "pyramid":
-        starts = range(cfg.mesh.segment_frames, latents, cfg.mesh.segment_frames)
+        starts = range(cfg.sample_segment_frames, latents, cfg.sample_segment_frames)
     else:
         starts = [
             start + cfg.sample.overlap
