@@ -138,7 +138,7 @@ class SampleConfig:
     lag: int = 2
     # pyramid: latent frames per segment when sampling (the causal mask's blocks and the stagger); None =
     # mesh.segment_frames, the segments the model trained with. Shorter ones start the clip from frame 0 in
-    # smaller steps (Sprites60: 4 with a model trained on 8; bench/recipe.md)
+    # smaller steps (Sprites60: 2 with a model trained on 8; bench/recipe.md)
     segment_frames: int | None = None
     kv_cache: bool = True  # pyramid: finished segments' K/V cached, not recomputed (dense attention, no brushes)
     window: int = 21
@@ -174,7 +174,7 @@ class SampleConfig:
             )
         _choice("sample.solver", self.solver, ("euler", "unipc"))
         if self.segment_frames is not None and self.segment_frames < 1:
-            raise WanjaxError(f"sample.segment_frames={self.segment_frames}: must be >= 1 (or null: mesh's)")
+            raise WanjaxError(f"sample.segment_frames={self.segment_frames}: must be >= 1 (or null: the mesh one)")
         check_correlation("sample.noise_correlation", self.noise_correlation)
         _choice("sample.schedule", self.schedule, ("synchronous", "pyramid", "chained"))
         _choice("sample.timesteps", self.timesteps, ("wan", "continuous"))
