@@ -98,6 +98,19 @@ def test_60_seconds_as_one_sequence_on_a_ring_of_8(schedule, model):
     assert np.abs(out - ref).max() / np.abs(ref).max() <= 1e-4
 
 
+def test_sampled_segments_reach_ring_attention():
+    """A model trained in segments of 8 sampled the pyramid way in segments of 31 (sample.segment_frames) on a ring
+    of 8: the latents of one device sampling a model whose mesh.segment_frames is 31 (fp32, ≤ 1e-4 relative)."""
+    import dataclasses
+
+    sample = dict(schedule="pyramid", lag=1)
+    cfg, dit, vae = _cfg(961, segment_frames=8, **sample)
+    cfg = dataclasses.replace(cfg, sample=dataclasses.replace(cfg.sample, segment_frames=31))
+    _, ref = _generate(_cfg(961, segment_frames=31, **sample)[0], dit, vae)
+    _, out = _generate(cfg, dit, vae, mesh=make_mesh(cfg.mesh))
+    assert np.abs(out - ref).max() / np.abs(ref).max() <= 1e-4
+
+
 def test_schedules_agree_where_they_must():
     """A pyramid of one segment is the synchronous schedule (its causal mask hides nothing); a chained window as
     long as the clip is too (bitwise); chained windows keep the image frame exactly and do change the result."""
