@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from wanjax.config import config_from_dict
+from wanjax.config import config_from_dict, with_sample
 from wanjax.diffusion.flow import sampling_sigmas
 from wanjax.diffusion.schedules import attention_mask, chained_windows, pyramid, pyramid_windows, synchronous
 from wanjax.errors import WanjaxError
@@ -101,11 +101,9 @@ def test_60_seconds_as_one_sequence_on_a_ring_of_8(schedule, model):
 def test_sampled_segments_reach_ring_attention():
     """A model trained in segments of 8 sampled the pyramid way in segments of 31 (sample.segment_frames) on a ring
     of 8: the latents of one device sampling a model whose mesh.segment_frames is 31 (fp32, ≤ 1e-4 relative)."""
-    import dataclasses
-
     sample = dict(schedule="pyramid", lag=1)
     cfg, dit, vae = _cfg(961, segment_frames=8, **sample)
-    cfg = dataclasses.replace(cfg, sample=dataclasses.replace(cfg.sample, segment_frames=31))
+    cfg = with_sample(cfg, {"segment_frames": 31})
     _, ref = _generate(_cfg(961, segment_frames=31, **sample)[0], dit, vae)
     _, out = _generate(cfg, dit, vae, mesh=make_mesh(cfg.mesh))
     assert np.abs(out - ref).max() / np.abs(ref).max() <= 1e-4
@@ -174,13 +172,11 @@ def test_kv_cached_pyramid_equals_recomputed(solver, model):
 def test_sample_segment_frames_replace_the_trained_ones_when_sampling(kv_cache):
     """sample.segment_frames=2 on a model whose mesh.segment_frames is 4 samples the pyramid (stagger, causal mask
     and K/V windows) exactly as mesh.segment_frames=2 does (≤ 1e-6), and not as 4 does; below 1 is an error."""
-    import dataclasses
-
     sample = dict(schedule="pyramid", lag=1, steps=3, kv_cache=kv_cache)
     trained, dit, vae = _cfg(33, RESIDUAL, segment_frames=4, **sample)  # 9 latent frames
     _draw_head(dit)
     image = np.random.default_rng(1).integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
-    shorter = dataclasses.replace(trained, sample=dataclasses.replace(trained.sample, segment_frames=2))
+    shorter = with_sample(trained, {"segment_frames": 2})
     assert shorter.sample_segment_frames == 2 and trained.sample_segment_frames == 4
     _, out = _generate(shorter, dit, vae, image=image)
     _, ref = _generate(_cfg(33, RESIDUAL, segment_frames=2, **sample)[0], dit, vae, image=image)
