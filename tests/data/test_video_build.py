@@ -63,19 +63,24 @@ def setup(tmp_path_factory):
     return root, ["data", "build", str(root / "config.yaml"), "--clips", str(clips), "--ckpt", str(wan)]
 
 
+def finished(cache):
+    """The cached clips a build has finished: not its `.tmp-*` files, which a kill can leave half-written."""
+    return [p for p in cache.glob("*/*/*.npz") if not p.name.startswith(".tmp-")]
+
+
 def test_build_killed_halfway_resumes_and_names_a_corrupt_clip(setup, capsys):
     root, args = setup
     cache = root / "data" / "video_latents_clips"
     proc = subprocess.Popen([sys.executable, "-m", "wanjax.cli", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        while len(list(cache.glob("*/*/*.npz"))) < 3:
+        while len(finished(cache)) < 3:
             assert proc.poll() is None, proc.stderr.read()
             time.sleep(0.02)
     finally:
         proc.kill()
         err = proc.communicate()[1]
-    done = {p.name: p.stat().st_mtime_ns for p in cache.glob("*/*/*.npz")}
+    done = {p.name: p.stat().st_mtime_ns for p in finished(cache)}
     assert 3 <= len(done) < CLIPS and "clips:" in err  # the progress bar
     assert main(args) == 0
     out, err = capsys.readouterr()
@@ -83,7 +88,7 @@ def test_build_killed_halfway_resumes_and_names_a_corrupt_clip(setup, capsys):
     assert summary["clips"] == CLIPS + 1 and summary["kept"] == len(done) and summary["made"] == CLIPS - len(done)
     assert list(summary["skipped"]) == ["zz_broken.mp4"] and "cannot decode" in summary["skipped"]["zz_broken.mp4"]
     assert err.count("wanjax data build: skipped zz_broken.mp4: ") == 1
-    assert {p.name: p.stat().st_mtime_ns for p in cache.glob("*/*/*.npz") if p.name in done} == done  # not redone
+    assert {p.name: p.stat().st_mtime_ns for p in finished(cache) if p.name in done} == done  # not redone
 
     cfg = load_config(root / "config.yaml")
     batch = next(config_batches(cfg, "train"))
