@@ -74,6 +74,21 @@ def test_splat_has_sub_cell_precision_and_normalises_overlaps():
     assert float(jnp.abs(hidden).max()) == 0.0  # invisible points leave no trace
 
 
+def test_splat_equals_the_sum_over_points_per_frame_and_sub_frame():
+    rng = np.random.default_rng(0)
+    B, P, F, k, h, w, C, sigma = 2, 5, 3, 4, 6, 7, 3, 0.7
+    emb, xy = rng.normal(size=(B, P, C)), rng.uniform(-1, 8, (B, P, F, k, 2))
+    weight = (rng.uniform(size=(B, P, F, k)) > 0.3).astype(np.float64)
+    got = np.asarray(splat(*(jnp.asarray(a, jnp.float32) for a in (emb, xy, weight)), h, w, sigma))
+    expect = np.zeros((B, F, h, w, k, C))
+    for b, f, j in np.ndindex(B, F, k):  # one point at a time, each frame and sub-frame on its own
+        gy = np.exp(-0.5 * ((np.arange(h)[:, None] - xy[b, :, f, j, 1]) / sigma) ** 2)  # [h, P]
+        gx = np.exp(-0.5 * ((np.arange(w)[:, None] - xy[b, :, f, j, 0]) / sigma) ** 2) * weight[b, :, f, j]  # [w, P]
+        num = np.einsum("yp,xp,pc->yxc", gy, gx, emb[b])
+        expect[b, f, :, :, j] = num / np.maximum(np.einsum("yp,xp->yx", gy, gx), 1.0)[..., None]
+    np.testing.assert_allclose(got, expect.reshape(B, F, h, w, k * C), atol=2e-6)
+
+
 def test_bilinear_and_frame_groups():
     grid = jnp.arange(2 * 4 * 5 * 3, dtype=jnp.float32).reshape(2, 4, 5, 3)
     xy = jnp.array([[[1.0, 2.0], [2.5, 0.25]], [[4.0, 3.0], [0.0, 0.0]]])

@@ -48,14 +48,17 @@ class Motion:
 
 
 def bilinear(grid: jax.Array, xy: jax.Array) -> jax.Array:
-    """Sample grid [B, h, w, C] at xy [B, P, 2] (cell units, clamped to the grid) -> [B, P, C]."""
-    h, w = grid.shape[1:3]
+    """Sample grid [B, h, w, C] at xy [B, P, 2] (cell units, clamped to the grid) -> [B, P, C]. One gather per
+    point: the grid's 2 x 2 neighbourhoods are packed as channels first ([B, h-1, w-1, 4C])."""
+    B, h, w, C = grid.shape
     x, y = jnp.clip(xy[..., 0], 0, w - 1), jnp.clip(xy[..., 1], 0, h - 1)
     x0, y0 = jnp.clip(jnp.floor(x), 0, w - 2).astype(jnp.int32), jnp.clip(jnp.floor(y), 0, h - 2).astype(jnp.int32)
     fx, fy = (x - x0)[..., None], (y - y0)[..., None]
-    at = jax.vmap(lambda g, i, j: g[i, j])  # per example: [h, w, C], [P], [P] -> [P, C]
-    top = at(grid, y0, x0) * (1 - fx) + at(grid, y0, x0 + 1) * fx
-    bottom = at(grid, y0 + 1, x0) * (1 - fx) + at(grid, y0 + 1, x0 + 1) * fx
+    quad = jnp.concatenate([grid[:, :-1, :-1], grid[:, :-1, 1:], grid[:, 1:, :-1], grid[:, 1:, 1:]], axis=-1)
+    at = (jnp.arange(B)[:, None] * (h - 1) + y0) * (w - 1) + x0  # [B, P] rows of the flattened neighbourhoods
+    q = jnp.take(quad.reshape(-1, 4 * C), at, axis=0, mode="clip")  # [B, P, 4C]
+    top = q[..., :C] * (1 - fx) + q[..., C : 2 * C] * fx
+    bottom = q[..., 2 * C : 3 * C] * (1 - fx) + q[..., 3 * C :] * fx
     return top * (1 - fy) + bottom * fy
 
 
@@ -64,17 +67,22 @@ def splat(emb: jax.Array, xy: jax.Array, weight: jax.Array, h: int, w: int, sigm
 
     emb [B, P, C], xy [B, P, F, k, 2] (cells), weight [B, P, F, k] (0 = point absent) -> [B, F, h, w, k * C].
     Separable weights exp(-d² / 2σ²) (sigma None: all weight on the nearest cell); where the weights of several
-    points sum above 1 the map is their weighted mean, elsewhere it fades out with the distance."""
+    points sum above 1 the map is their weighted mean, elsewhere it fades out with the distance. The points are the
+    minor axis throughout: the weights' outer product [B, F, k, h w, P] is one contiguous product, and the sum over
+    points one batched matmul with emb."""
+    xy, weight = jnp.moveaxis(xy, 1, 3), jnp.moveaxis(weight, 1, 3)  # [B, F, k, P, 2], [B, F, k, P]
+    B, F, k = weight.shape[:3]
 
-    def axis(coord, size):  # [B, P, F, k] -> [B, P, F, k, size]
-        d = jnp.arange(size, dtype=jnp.float32) - coord[..., None]
+    def axis(coord, size):  # [B, F, k, P] -> [B, F, k, size, P]
+        d = jnp.arange(size, dtype=jnp.float32)[:, None] - coord[..., None, :]
         return (jnp.abs(d) <= 0.5).astype(jnp.float32) if sigma is None else jnp.exp(-0.5 * jnp.square(d / sigma))
 
-    wx, wy = axis(xy[..., 0], w) * weight[..., None], axis(xy[..., 1], h)
-    num = jnp.einsum("bpfky,bpfkx,bpc->bfyxkc", wy, wx, emb)
-    den = jnp.einsum("bpfky,bpfkx->bfyxk", wy, wx)
-    out = num / jnp.maximum(den, 1.0)[..., None]
-    return out.reshape(*out.shape[:4], -1)
+    wx, wy = axis(xy[..., 0], w) * weight[..., None, :], axis(xy[..., 1], h)
+    outer = (wy[..., :, None, :] * wx[..., None, :, :]).reshape(B, F, k, h * w, -1)
+    num = jnp.einsum("bfkqp,bpc->bfkqc", outer, emb)
+    den = jnp.einsum("bfkyp,bfkxp->bfkyx", wy, wx).reshape(B, F, k, h * w)
+    out = num / jnp.maximum(den, 1.0)[..., None]  # [B, F, k, h w, C]
+    return jnp.moveaxis(out, 2, 3).reshape(B, F, h, w, -1)
 
 
 class MotionEmbed(nnx.Module):
