@@ -40,11 +40,16 @@ def matmul_peak(n: int = 4096, runs: int = 5, dtype: str = "float32") -> float:
     return 2 * n**3 / _median_time(lambda: f(a), runs)
 
 
-def step_runner(cfg: Config, data: dict) -> Callable[[], jax.Array]:
-    """A call that runs the jitted train step (one device, state donated) once on one batch, compiled and warmed up."""
+def train_step(cfg: Config, data: dict) -> tuple[Callable, object]:
+    """The jitted train step of cfg's model (one device, state donated; fresh weights) and its first state."""
     tx = optimizer(cfg.train)
     graphdef, state = init_state(WanDiT(cfg.model, rngs=nnx.Rngs(0)), tx, 0)
-    step = make_train_step(graphdef, tx, cfg, None, state, data)
+    return make_train_step(graphdef, tx, cfg, None, state, data), state
+
+
+def step_runner(cfg: Config, data: dict) -> Callable[[], jax.Array]:
+    """A call that runs the jitted train step (one device, state donated) once on one batch, compiled and warmed up."""
+    step, state = train_step(cfg, data)
     holder = [step(state, data)[0]]  # warm-up + compile; the state is donated, so keep the new one
 
     def one():
@@ -148,13 +153,18 @@ def run_brush_pair(path: str, runs: int = 15) -> dict:
     }
 
 
-def run(cfg: Config, batch: int = 2, frames: int = 5, height: int = 8, width: int = 8, runs: int = 5) -> dict:
-    """Time the jitted train step (one device, state donated) on random latents [batch, frames, height, width, C]."""
+def random_batch(cfg: Config, batch: int, frames: int, height: int, width: int) -> dict:
+    """Random latents [batch, frames, height, width, C] and one text token per example."""
     k = jax.random.split(jax.random.key(1), 2)
-    data = {
+    return {
         "latents": jax.random.normal(k[0], (batch, frames, height, width, cfg.model.in_channels)),
         "context": jax.random.normal(k[1], (batch, 1, cfg.model.text_dim)),
     }
+
+
+def run(cfg: Config, batch: int = 2, frames: int = 5, height: int = 8, width: int = 8, runs: int = 5) -> dict:
+    """Time the jitted train step (one device, state donated) on random latents [batch, frames, height, width, C]."""
+    data = random_batch(cfg, batch, frames, height, width)
     flops = train_step_flops(cfg.model, data)
     seconds = step_seconds(cfg, data, runs)
     tokens = batch * frames * height * width // int(np.prod(cfg.model.patch_size))

@@ -261,9 +261,10 @@ class WanDiT(nnx.Module):
         h = self.patch_embedding(tokens.astype(jnp.dtype(cfg.dtype))).reshape(B, Fp, S, cfg.dim)
         if motion is not None:
             # the clean first frame: latent frame 0, or with condition channels the image latent (the last ones)
-            m = self.motion_embed(motion, x[:, 0, ..., -cfg.out_channels :])  # [B, F, H, W, C_m]: as the latent
-            m, _ = patchify(m, cfg.patch_size, m.shape[-1])
-            m = self.motion_proj(m.astype(jnp.dtype(cfg.dtype))).reshape(B, Fp, S, cfg.dim)
+            with jax.named_scope("motion_embed"):  # named scopes: what wanjax.bench.profile groups by
+                m = self.motion_embed(motion, x[:, 0, ..., -cfg.out_channels :])  # [B, F, H, W, C_m]: as the latent
+                m, _ = patchify(m, cfg.patch_size, m.shape[-1])
+                m = self.motion_proj(m.astype(jnp.dtype(cfg.dtype))).reshape(B, Fp, S, cfg.dim)
             h = h + m * motion.strength.astype(h.dtype)[:, None, None, None]
         h = constrain(h, FRAMES_LAYOUT, attn.mesh)
         if kv_cache is None:
@@ -291,7 +292,8 @@ class WanDiT(nnx.Module):
 
         if cfg.remat != "none":
             body = jax.checkpoint(body, policy=REMAT_POLICIES[cfg.remat])
-        h, new_kv = jax.lax.scan(body, h, (params, cache))
+        with jax.named_scope("blocks"):
+            h, new_kv = jax.lax.scan(body, h, (params, cache))
 
         head = self.scale_shift_table[...].astype(jnp.float32) + temb.astype(jnp.float32)[:, :, None]
         h = modulate(layer_norm(h, cfg.eps), head[:, :, 0], head[:, :, 1]).astype(h.dtype)
@@ -315,7 +317,8 @@ class WanDiT(nnx.Module):
             return None
         if cfg.residual == "first_frame":
             return jnp.broadcast_to(x[:, :1] if first_frame is None else first_frame, x.shape)
-        return warp_guide(x[:, 0], motion, cfg.guide_pixel_size, cfg.motion_subframes, x.shape[1])
+        with jax.named_scope("warp_guide"):
+            return warp_guide(x[:, 0], motion, cfg.guide_pixel_size, cfg.motion_subframes, x.shape[1])
 
 
 def velocity_from_sample(x: jax.Array, x0: jax.Array, sigma: jax.Array, floor: float = 0.05) -> jax.Array:
