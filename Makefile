@@ -33,8 +33,7 @@ demo-model: $(VENV)/.installed
 # it over 20 eval clips, pyramid (the config's schedule), synchronous and chained -> bench/longvideo.json (~5 min).
 # Stage 1: 2,000 steps, half of them the pyramid way; stage 2: 1,200 steps from its export, every step the pyramid
 # way (both without the sub-frame ramp); stage 3: 1,200 steps from stage 2's export with it (the config's
-# model.subframe_ramp). From step times alone (never yet timed end to end): about 2 h 5 min at 1.6-1.7 s/step, about
-# 2 h 25 min at the 1.8-2.0 s/step of another 2026-12-07 machine (README "Long video: measured").
+# model.subframe_ramp). Timed in one sitting on 2026-12-07: 2 h 14 min 56 s on 2 cores (README "Long video: measured").
 sprites60-model: $(VENV)/.installed
 	rm -rf runs/sprites60 runs/sprites60_pyramid runs/sprites60_ramp
 	$(BIN)/wanjax train configs/sprites60.yaml model.subframe_ramp=false
