@@ -10,7 +10,7 @@ import argparse
 import pathlib
 
 from wanjax.bench.profile import markdown, profile
-from wanjax.bench.train import brush_batch, random_batch, train_step
+from wanjax.bench.train import brush_batch, random_batch, step_and_state
 from wanjax.config import load_config
 from wanjax.io.export import write_json
 
@@ -29,7 +29,7 @@ if __name__ == "__main__":
         from wanjax.sample import latent_shape
 
         data = random_batch(cfg, cfg.train.batch_size, *latent_shape(cfg.sample, cfg)[:3])
-    step, state = train_step(cfg, data)
+    step, state = step_and_state(cfg, data)
     report = profile(step, state, data, runs=args.runs, donate=True, top=args.top)
     print(markdown(report))
     print("\n| op | JAX operation | ms |\n|---|---|---:|")

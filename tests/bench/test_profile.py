@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 from wanjax.bench.profile import COMPILER, group, markdown, op_names, profile, self_times
-from wanjax.bench.train import brush_batch, train_step
+from wanjax.bench.train import brush_batch, step_and_state
 from wanjax.config import load_config
 
 BRUSH = Path(__file__).parents[2] / "configs" / "brushsprites.yaml"
@@ -73,7 +73,7 @@ def test_profile_of_a_jitted_function_finds_its_scoped_matmuls():
 def test_the_brush_train_step_shows_its_parts():
     cfg = load_config(BRUSH, SMALL)
     data = brush_batch(cfg)[0]
-    step, state = train_step(cfg, data)
+    step, state = step_and_state(cfg, data)
     report = profile(step, state, data, runs=2, donate=True)
     groups = report["groups"]
     for part in ("blocks", "backward blocks", "motion_embed", "backward motion_embed", "warp_guide"):

@@ -91,15 +91,15 @@ def profile(fn: Callable, *args, runs: int = 3, donate: bool = False, top: int =
     """Profile the jitted `fn` on args: wall seconds per call (median), the ops' summed self time per call, that time
     by group, and the `top` ops [instruction, op_name, seconds per call]. donate: fn donates its first argument and
     returns its replacement first (a train step), so each call gets the last call's output."""
-    held = [args]
+    compiled = fn.lower(*args).compile()  # one program: the one run and the one whose op names are read
+    names, held = op_names(compiled.as_text()), [args]
 
     def call(*_):
-        out = fn(*held[0])
+        out = compiled(*held[0])
         if donate:
             held[0] = (out[0], *held[0][1:])
         return out
 
-    names = op_names(fn.lower(*args).compile().as_text())
     jax.block_until_ready(call())
     walls = []
     for _ in range(runs):

@@ -40,7 +40,7 @@ def matmul_peak(n: int = 4096, runs: int = 5, dtype: str = "float32") -> float:
     return 2 * n**3 / _median_time(lambda: f(a), runs)
 
 
-def train_step(cfg: Config, data: dict) -> tuple[Callable, object]:
+def step_and_state(cfg: Config, data: dict) -> tuple[Callable, object]:
     """The jitted train step of cfg's model (one device, state donated; fresh weights) and its first state."""
     tx = optimizer(cfg.train)
     graphdef, state = init_state(WanDiT(cfg.model, rngs=nnx.Rngs(0)), tx, 0)
@@ -49,7 +49,7 @@ def train_step(cfg: Config, data: dict) -> tuple[Callable, object]:
 
 def step_runner(cfg: Config, data: dict) -> Callable[[], jax.Array]:
     """A call that runs the jitted train step (one device, state donated) once on one batch, compiled and warmed up."""
-    step, state = train_step(cfg, data)
+    step, state = step_and_state(cfg, data)
     holder = [step(state, data)[0]]  # warm-up + compile; the state is donated, so keep the new one
 
     def one():
