@@ -67,6 +67,27 @@ def test_remat_and_flash_give_the_same_gradients(dit, remat, impl):
         assert float(jnp.abs(a - b).max()) <= 1e-5 * float(jnp.abs(b).max())
 
 
+def test_a_python_loop_over_the_blocks_is_the_scan(dit):
+    """model.scan_layers=false: the same outputs, per-layer K/V and gradients as lax.scan (same weights), and no
+    while loop over the blocks in the program."""
+    x, ctx = _inputs(F=2)
+    t = jnp.array([100.0, 900.0])
+    loop = WanDiT(dataclasses.replace(CFG, scan_layers=False), rngs=nnx.Rngs(0))
+    (a, (ka, va)), (b, (kb, vb)) = (m(x, t, ctx, return_kv=True) for m in (dit, loop))
+    assert ka.shape[0] == CFG.num_layers and float(jnp.abs(ka[0] - ka[1]).max()) > 1e-2  # one row per layer
+    for u, w in ((a, b), (ka, kb), (va, vb)):
+        np.testing.assert_allclose(np.asarray(w), np.asarray(u), rtol=0, atol=1e-5)
+
+    def grads(model):
+        return nnx.grad(lambda m: jnp.sum(m(x, t, ctx) ** 2))(model)
+
+    for u, w in zip(jax.tree.leaves(grads(dit)), jax.tree.leaves(grads(loop)), strict=True):
+        assert float(jnp.abs(u - w).max()) <= 1e-5 * float(jnp.abs(u).max())
+    graphdef, params = nnx.split(loop)
+    jaxpr = str(jax.make_jaxpr(lambda p: nnx.merge(graphdef, p)(x, t, ctx))(params))
+    assert "scan[" not in jaxpr and "while[" not in jaxpr
+
+
 @pytest.mark.parametrize(("impl", "primitive"), [("flash", "cond["), ("ring", "ppermute")])
 def test_remat_dots_keeps_attention_residuals(impl, primitive):
     """remat='dots' saves flash / ring attention's output and log-sum-exp: backward does not run attention's

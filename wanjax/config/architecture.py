@@ -28,6 +28,10 @@ class ModelConfig:
     dtype: str = "float32"  # compute dtype
     param_dtype: str = "float32"
     remat: str = "none"  # none | full | dots: what the scanned blocks save for backward
+    # Blocks applied by lax.scan (one compiled body, whatever the depth) or, false, by a Python loop: each block
+    # compiled on its own, with no stacked [layers, ...] residuals to fill and copy (the faster step for a model of
+    # one or two blocks on CPU; same numbers).
+    scan_layers: bool = True
     # Motion brushes (wanjax.motion.embed): none | splat (sparse trajectory embeddings) | latent_copy (Wan-Move
     # baseline: the first-frame latent copied along each track). Added through a zero-initialised projection.
     motion: str = "none"

@@ -6,7 +6,8 @@
 
 Tokens are patches (1, 2, 2) in time-major order (frame, row, column), L = F * S with S = H/2 * W/2 tokens
 per latent frame; adaLN modulation is computed per latent frame and broadcast to that frame's tokens.
-Blocks are created once with `nnx.vmap` and applied with `lax.scan` (optionally rematerialised).
+Blocks are created once with `nnx.vmap` and applied with `lax.scan` (model.scan_layers=false: a Python loop),
+optionally rematerialised.
 """
 
 from __future__ import annotations
@@ -293,7 +294,7 @@ class WanDiT(nnx.Module):
         if cfg.remat != "none":
             body = jax.checkpoint(body, policy=REMAT_POLICIES[cfg.remat])
         with jax.named_scope("blocks"):
-            h, new_kv = jax.lax.scan(body, h, (params, cache))
+            h, new_kv = (jax.lax.scan if cfg.scan_layers else _loop)(body, h, (params, cache))
 
         head = self.scale_shift_table[...].astype(jnp.float32) + temb.astype(jnp.float32)[:, :, None]
         h = modulate(layer_norm(h, cfg.eps), head[:, :, 0], head[:, :, 1]).astype(h.dtype)
@@ -319,6 +320,15 @@ class WanDiT(nnx.Module):
             return jnp.broadcast_to(x[:, :1] if first_frame is None else first_frame, x.shape)
         with jax.named_scope("warp_guide"):
             return warp_guide(x[:, 0], motion, cfg.guide_pixel_size, cfg.motion_subframes, x.shape[1])
+
+
+def _loop(body, carry, xs):
+    """`lax.scan(body, carry, xs)` as a Python loop: the same carry and stacked outputs."""
+    ys = []
+    for i in range(len(jax.tree.leaves(xs)[0])):
+        carry, y = body(carry, jax.tree.map(lambda a, i=i: a[i], xs))
+        ys.append(y)
+    return carry, jax.tree.map(lambda *a: jnp.stack(a), *ys)
 
 
 def velocity_from_sample(x: jax.Array, x0: jax.Array, sigma: jax.Array, floor: float = 0.05) -> jax.Array:
