@@ -90,7 +90,10 @@ def warp_guide(first_latent: jax.Array, motion: Motion | None, pixel_size: int, 
     # the pixels around them that are not holes.
     outside = jnp.any((source < -0.5) | (source > jnp.array([W, H], jnp.float32) - 0.5), axis=-1)
     hole = (_lookup(first_layer, source) > layer) | outside
-    guide = fold(jnp.where(hole[..., None], fill(warped, ~hole), warped), s).astype(first_latent.dtype)
+    video = jnp.where(hole[..., None], fill(warped, ~hole), warped)  # [B, F-1, k, H, W, 3]
+    # fold per example in a loop: at the loop's edge XLA stores the video in pixel order; fused into the warp, fold's
+    # transpose made the warp run in the latent's channel order, reading every input out of order (1/4 of the time)
+    guide = jax.lax.map(lambda v: fold(v[None], s)[0], video).astype(first_latent.dtype)
     return jax.lax.stop_gradient(jnp.concatenate([first_latent[:, None], guide], axis=1))
 
 
