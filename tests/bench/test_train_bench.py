@@ -3,7 +3,7 @@
 import dataclasses
 from pathlib import Path
 
-from wanjax.bench.train import BRUSH_WITHOUT, brush_clips, run_brush
+from wanjax.bench.train import BRUSH_BEFORE, BRUSH_ONE_MORE_BLOCK, BRUSH_WITHOUT, brush_clips, run_brush
 from wanjax.config import load_config
 
 BRUSH = Path(__file__).parents[2] / "configs" / "brushsprites.yaml"
@@ -21,17 +21,29 @@ def test_run_brush_times_the_step_on_a_real_brush_batch():
 
 
 def test_the_step_breakdown_removes_one_part_of_the_shipped_config_each():
-    """BRUSH_WITHOUT: each entry is a valid config that differs from the shipped one in that part alone."""
+    """BRUSH_WITHOUT: each entry is a valid config that differs from the shipped one in that part alone; the block
+    part adds one block."""
     shipped = load_config(BRUSH)
     changed = {
-        "warp_guide": ("model", "residual", "first_frame"),
-        "motion_embedding": ("model", "motion", "none"),
-        "first_frame_concat": ("model", "first_frame_concat", False),
-        "one_block": ("model", "num_layers", shipped.model.num_layers - 1),
+        "warp_guide": (("model", "residual", "first_frame"),),
+        "motion_embedding": (("model", "motion", "none"),),
+        "one_block": (("model", "num_layers", shipped.model.num_layers + 1),),
     }
-    assert set(BRUSH_WITHOUT) == set(changed)
-    for part, overrides in BRUSH_WITHOUT.items():
-        cfg = load_config(BRUSH, list(overrides))
-        section, field, value = changed[part]
-        assert getattr(getattr(cfg, section), field) == value != getattr(getattr(shipped, section), field)
-        assert dataclasses.replace(cfg, **{section: getattr(shipped, section)}) == shipped
+    variants = {k: list(o) for k, o in BRUSH_WITHOUT.items()}
+    variants["one_block"] = [BRUSH_ONE_MORE_BLOCK.format(shipped.model.num_layers + 1)]
+    assert set(variants) == set(changed)
+    for part, overrides in variants.items():
+        cfg = load_config(BRUSH, overrides)
+        for section, field, value in changed[part]:
+            assert getattr(getattr(cfg, section), field) == value != getattr(getattr(shipped, section), field)
+            assert dataclasses.replace(cfg, **{section: getattr(shipped, section)}) == shipped
+
+
+def test_before_is_the_recipe_of_the_model_bundled_until_2026_12_05():
+    """BRUSH_BEFORE rebuilds configs/brushsprites.yaml as it was at 0caac44 (issue #16's "today": 4 scanned blocks,
+    no guide, velocity loss, first frame concatenated, batch 8), whatever the shipped config is now."""
+    before = load_config(BRUSH, list(BRUSH_BEFORE))
+    m, t = before.model, before.train
+    assert (m.num_layers, m.scan_layers, m.residual, m.first_frame_concat) == (4, True, "none", True)
+    assert (m.dim, m.num_heads, m.ffn_dim, m.motion, m.motion_dim, m.prediction) == (128, 2, 512, "splat", 32, "sample")
+    assert (t.batch_size, t.loss, t.cond_frames) == (8, "velocity", 1)

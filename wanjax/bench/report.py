@@ -143,7 +143,7 @@ def markdown(result: dict) -> str:
         f"batch on the host (brushes -> tracks, encode) takes {1000 * b['shipped']['host_batch_s']:.0f} ms. Of its "
         f"{1000 * b['shipped']['step_s']:.0f} ms step, "
         + ", ".join(f"{k.replace('_', ' ')} {1000 * v:.0f} ms" for k, v in b.get("part_seconds", {}).items())
-        + " (the step without each)."
+        + " (the step without each; a block: the step with one more)."
     )
     sample = (
         f"Sampler (`generate`, tiny, {s['frames']} frames at {s['height']}x{s['width']}, {s['steps']} "

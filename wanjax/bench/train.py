@@ -119,37 +119,45 @@ def interleaved_seconds(runners: dict[str, Callable[[], jax.Array]], runs: int) 
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
-# configs/brushsprites.yaml's step as it was until 2026-12-05 (the recipe of the model bundled until then): no warp
-# guide. `make bench` times it beside the shipped config's, in the same process.
-BRUSH_BEFORE = ("model.residual=none", "train.loss=velocity")
-# Where the shipped step's time goes: the step without one part each (the differences are that part's cost).
+# configs/brushsprites.yaml's step as it was until 2026-12-05 (the recipe of the model bundled until then, issue #16's
+# "today"): four scanned blocks, no warp guide, first frame concatenated, batch 8. `make bench` times it beside the
+# shipped config's, in the same process.
+BRUSH_BEFORE = (
+    "model.residual=none", "train.loss=velocity", "model.num_layers=4", "model.scan_layers=true",
+    "model.first_frame_concat=true", "train.batch_size=8",
+)  # fmt: skip
+# Where the shipped step's time goes: the step without one part each (the differences are that part's cost) ...
 BRUSH_WITHOUT = {
     "warp_guide": ("model.residual=first_frame",),
     "motion_embedding": ("model.motion=none",),  # the guide then warps nothing: frame 0 repeated
-    "first_frame_concat": ("model.first_frame_concat=false",),
-    "one_block": ("model.num_layers=3",),
 }
+# ... and with one block more (the difference is one block's cost).
+BRUSH_ONE_MORE_BLOCK = "model.num_layers={}"
 
 
 def run_brush_pair(path: str, runs: int = 15) -> dict:
     """The shipped brush config's train step and the one before it (BRUSH_BEFORE), the fp32 matmul peak, and the
-    seconds each part of the shipped step costs (BRUSH_WITHOUT: the shipped step's time minus the time without it).
-    All variants are timed in interleaved rounds (`interleaved_seconds`)."""
+    seconds each part of the shipped step costs (BRUSH_WITHOUT: the shipped step's time minus the time without it;
+    one block: the time with one more minus the shipped step's). All variants are timed in interleaved rounds
+    (`interleaved_seconds`)."""
     from wanjax.config import load_config
 
-    variants = {"shipped": (), "before": BRUSH_BEFORE} | {f"without_{k}": o for k, o in BRUSH_WITHOUT.items()}
+    more = BRUSH_ONE_MORE_BLOCK.format(load_config(path).model.num_layers + 1)
+    variants = {"shipped": (), "before": BRUSH_BEFORE, "one_more_block": (more,)}
+    variants |= {f"without_{k}": o for k, o in BRUSH_WITHOUT.items()}
     cfgs = {name: load_config(path, list(o)) for name, o in variants.items()}
     batches = {name: brush_batch(cfg) for name, cfg in cfgs.items()}
     seconds = interleaved_seconds({n: step_runner(cfgs[n], batches[n][0]) for n in cfgs}, runs)
     shipped, before = (brush_result(cfgs[n], *batches[n], seconds[n]) for n in ("shipped", "before"))
     peak = matmul_peak()
+    parts = {k: seconds["shipped"] - seconds[f"without_{k}"] for k in BRUSH_WITHOUT}
     return {
         "shipped": shipped,
         "before": before | {"overrides": list(BRUSH_BEFORE)},
         "speedup": shipped["clips_per_s"] / before["clips_per_s"],
         "matmul_peak_flops_per_s": peak,
         "shipped_vs_matmul_peak": shipped["flops_per_s"] / peak,
-        "part_seconds": {k: seconds["shipped"] - seconds[f"without_{k}"] for k in BRUSH_WITHOUT},
+        "part_seconds": parts | {"one_block": seconds["one_more_block"] - seconds["shipped"]},
     }
 
 
