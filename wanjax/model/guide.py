@@ -84,7 +84,10 @@ def warp_guide(first_latent: jax.Array, motion: Motion | None, pixel_size: int, 
     first_layer = backward_flow(xy[:, :, :1, :1], start, weight[:, :, :1, :1], H, W)[1][:, 0, 0]  # [B, H, W]
     flow, layer = backward_flow(xy[:, :, 1:], start, weight[:, :, 1:], H, W)  # [B, F-1, k, H, W, 2], [.., H, W]
     source = grid - flow
-    warped = bilinear(image, source.reshape(B, -1, 2)).reshape(B, frames - 1, k, H, W, 3)
+    # Both the hole fill and the final choice read the warped video: computed per example in a loop, it is stored
+    # once instead of recomputed (with the flow and the layer test) inside both fusions.
+    warped = jax.lax.map(lambda a: bilinear(a[0][None], a[1][None])[0], (image, source.reshape(B, -1, 2)))
+    warped = warped.reshape(B, frames - 1, k, H, W, 3)
     # Holes: pixels whose source belonged, in frame 0, to a higher layer than the one that covers them now (what a
     # moved region uncovers), and pixels whose source lies outside the frame. They get the Gaussian-weighted mean of
     # the pixels around them that are not holes.
@@ -92,7 +95,7 @@ def warp_guide(first_latent: jax.Array, motion: Motion | None, pixel_size: int, 
     hole = (_lookup(first_layer, source) > layer) | outside
     video = jnp.where(hole[..., None], fill(warped, ~hole), warped)  # [B, F-1, k, H, W, 3]
     # fold per example in a loop: at the loop's edge XLA stores the video in pixel order; fused into the warp, fold's
-    # transpose made the warp run in the latent's channel order, reading every input out of order (1/4 of the time)
+    # transpose made the warp run in the latent's channel order, reading every input out of order
     guide = jax.lax.map(lambda v: fold(v[None], s)[0], video).astype(first_latent.dtype)
     return jax.lax.stop_gradient(jnp.concatenate([first_latent[:, None], guide], axis=1))
 
