@@ -98,5 +98,5 @@ def test_willow_example_overlay_and_video(tmp_path):
 def test_converting_the_brush_model_to_diffusers_is_a_clear_error(tmp_path, capsys):
     assert main(["convert", str(REPO / "wanjax" / "assets" / "demo"), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert "model.motion, model.first_frame_concat, model.prediction, vae.kind" in err and "Traceback" not in err
+    assert "model.motion, model.prediction, model.residual, vae.kind" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()

@@ -257,8 +257,10 @@ def convert(src: str | Path, dst: str | Path) -> str:
     if is_diffusers_pipeline(src):
         save_checkpoint(dst, cfg, pipe.dit, pipe.vae, text_from=src, expert_2=pipe.expert_2)
         return "diffusers -> wanjax"
-    extras = {"model.motion": cfg.model.motion != "none", "model.first_frame_concat": cfg.model.first_frame_concat,
-              "model.prediction": cfg.model.prediction != "velocity", "vae.kind": cfg.vae.kind != "wan"}  # fmt: skip
+    m = cfg.model
+    extras = {"model.motion": m.motion != "none", "model.first_frame_concat": m.first_frame_concat,
+              "model.prediction": m.prediction != "velocity", "model.residual": m.residual != "none",
+              "model.subframe_ramp": m.subframe_ramp, "vae.kind": cfg.vae.kind != "wan"}  # fmt: skip
     if any(extras.values()):
         raise WanjaxError(
             f"{src} uses wanjax-only features ({', '.join(k for k, v in extras.items() if v)}) that the diffusers "
