@@ -76,6 +76,10 @@ def test_train_shuffles_and_repeats_eval_reads_once(data_dir):
         return [s for _ in range(n) for s in next(it)["seed"].tolist()]
 
     epoch = seeds(pipeline.make_dataset("brushsprites", "train", data_dir, 4, seed=1, **BRUSH), 6)
+    stored = [int(ex["seed"]) for ex in _read_all(data_dir, "brushsprites", "train", BRUSH)]
+    it = pipeline.make_dataset("brushsprites", "train", data_dir, 4, seed=1, **BRUSH)
+    batches = [next(it) for _ in range(6)]  # two epochs: "index" is each clip's index in the split, in both
+    assert [stored[i] for b in batches for i in b["index"]] == epoch != stored + stored
     assert sorted(epoch[:12]) == sorted(epoch[12:]) and epoch[:12] != epoch[12:]  # each epoch a new order
     assert seeds(pipeline.make_dataset("brushsprites", "train", data_dir, 4, seed=2, **BRUSH), 3) != epoch[:12]
     stored = [ex["seed"] for ex in _read_all(data_dir, "brushsprites", "eval", BRUSH)]

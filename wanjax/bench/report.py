@@ -118,6 +118,17 @@ def run(json_path: str | Path, max_tokens: int = 65536, only: tuple[str, ...] = 
     return result
 
 
+def _guide_text(b: dict) -> str:
+    """What the brush step's stored warp guides (data.cache_guide) save and cost, when the result has them."""
+    if "guide_in_step_seconds" not in b:
+        return ""
+    return (
+        f" Its warp guides are read with the clips (`data.cache_guide`): computed in the step they would add "
+        f"{1000 * b['guide_in_step_seconds']:.0f} ms; computed once per clip when the set's guide table is built, "
+        f"{1000 * b['shipped']['guide_build_s_per_clip']:.1f} ms a clip."
+    )
+
+
 def markdown(result: dict) -> str:
     """The README's benchmark section body from a results dict."""
     from wanjax.bench import dit, projection, ring
@@ -144,6 +155,7 @@ def markdown(result: dict) -> str:
         f"{1000 * b['shipped']['step_s']:.0f} ms step, "
         + ", ".join(f"{k.replace('_', ' ')} {1000 * v:.0f} ms" for k, v in b.get("part_seconds", {}).items())
         + " (the step without each; a block: the step with one more)."
+        + _guide_text(b)
     )
     sample = (
         f"Sampler (`generate`, tiny, {s['frames']} frames at {s['height']}x{s['width']}, {s['steps']} "

@@ -73,38 +73,42 @@ def brush_clips(cfg: Config, count: int) -> tuple[np.ndarray, list[dict]]:
     return np.stack([c["video"] for c in clips]).astype(np.float32) / 127.5 - 1.0, [c["brushes"] for c in clips]
 
 
-def brush_batch(cfg: Config) -> tuple[dict, float]:
-    """A real brush batch of the config's size, encoded as training does (motion tracks, conditioning frame), and the
-    host seconds that took (brushes -> tracks, encode: what the input pipeline does beside the step)."""
+def brush_batch(cfg: Config) -> tuple[dict, dict]:
+    """A real brush batch of the config's size, encoded as training does (motion tracks, conditioning frame, with
+    data.cache_guide the clips' stored warp guides), and host seconds: "host_batch_s" to make it (brushes -> tracks,
+    encode: what the input pipeline does beside the step), with data.cache_guide "guide_build_s_per_clip" (computing
+    one clip's guide, done once per clip when the set's guide table is built: `wanjax.train.guides`)."""
     from wanjax.model.pixel import make_vae
+    from wanjax.train.guides import clip_guides
     from wanjax.train.loop import make_encoder
 
     video, brushes = brush_clips(cfg, cfg.train.batch_size)
+    host = {"video": video, "brushes": brushes}
+    seconds = {}
+    if cfg.data.cache_guide:
+        clip_guides(cfg, video, brushes)  # compiles
+        t0 = time.perf_counter()
+        host["guide"] = clip_guides(cfg, video, brushes).astype(np.float32)  # as `with_guide` gives it
+        seconds["guide_build_s_per_clip"] = (time.perf_counter() - t0) / len(video)
     encode = make_encoder(cfg, make_vae(cfg.vae, nnx.Rngs(0)))
-    jax.block_until_ready(encode({"video": video, "brushes": brushes}))  # first call: eager ops compile
+    jax.block_until_ready(encode(host))  # first call: eager ops compile
     t0 = time.perf_counter()
-    data = jax.block_until_ready(encode({"video": video, "brushes": brushes}))
-    return data, time.perf_counter() - t0
+    data = jax.block_until_ready(encode(host))
+    return data, {"host_batch_s": time.perf_counter() - t0} | seconds
 
 
-def brush_result(cfg: Config, data: dict, host_s: float, seconds: float) -> dict:
-    """The brush step's figures from its batch, the host seconds to make it and the step's seconds."""
+def brush_result(cfg: Config, data: dict, host: dict, seconds: float) -> dict:
+    """The brush step's figures from its batch, the host seconds around it (`brush_batch`) and the step's seconds."""
     clips = cfg.train.batch_size
     flops = train_step_flops(cfg.model, data)
-    return {
-        "batch": clips,
-        "step_s": seconds,
-        "clips_per_s": clips / seconds,
-        "flops_per_s": flops / seconds,
-        "host_batch_s": host_s,
-    }
+    return {"batch": clips, "step_s": seconds, "clips_per_s": clips / seconds, "flops_per_s": flops / seconds} | host
 
 
 def run_brush(cfg: Config, runs: int = 10) -> dict:
     """Clips per second of a brush config's jitted train step at its own batch size (one device, a real brush
     batch), and the host time to make the batch."""
-    data, host_s = brush_batch(cfg)
-    return brush_result(cfg, data, host_s, step_seconds(cfg, data, runs))
+    data, host = brush_batch(cfg)
+    return brush_result(cfg, data, host, step_seconds(cfg, data, runs))
 
 
 def interleaved_seconds(runners: dict[str, Callable[[], jax.Array]], runs: int) -> dict[str, float]:
@@ -124,26 +128,28 @@ def interleaved_seconds(runners: dict[str, Callable[[], jax.Array]], runs: int) 
 # shipped config's, in the same process.
 BRUSH_BEFORE = (
     "model.residual=none", "train.loss=velocity", "model.num_layers=4", "model.scan_layers=true",
-    "model.first_frame_concat=true", "train.batch_size=8",
+    "model.first_frame_concat=true", "train.batch_size=8", "data.cache_guide=false",
 )  # fmt: skip
 # Where the shipped step's time goes: the step without one part each (the differences are that part's cost) ...
 BRUSH_WITHOUT = {
-    "warp_guide": ("model.residual=first_frame",),
-    "motion_embedding": ("model.motion=none",),  # the guide then warps nothing: frame 0 repeated
+    "warp_guide": ("model.residual=first_frame", "data.cache_guide=false"),  # the stored guide read and added
+    "motion_embedding": ("model.motion=none", "data.cache_guide=false"),  # the splat (the guide: frame 0 repeated)
 }
-# ... and with one block more (the difference is one block's cost).
+# ... with one block more (the difference is one block's cost), and with the guide computed in the step instead of
+# read from the data (the difference is what data.cache_guide saves).
 BRUSH_ONE_MORE_BLOCK = "model.num_layers={}"
+BRUSH_GUIDE_IN_STEP = ("data.cache_guide=false",)
 
 
 def run_brush_pair(path: str, runs: int = 15) -> dict:
-    """The shipped brush config's train step and the one before it (BRUSH_BEFORE), the fp32 matmul peak, and the
+    """The shipped brush config's train step and the one before it (BRUSH_BEFORE), the fp32 matmul peak, the
     seconds each part of the shipped step costs (BRUSH_WITHOUT: the shipped step's time minus the time without it;
-    one block: the time with one more minus the shipped step's). All variants are timed in interleaved rounds
-    (`interleaved_seconds`)."""
+    one block: the time with one more minus the shipped step's), and what the step would take more with its warp guide
+    computed in it (BRUSH_GUIDE_IN_STEP). All variants are timed in interleaved rounds (`interleaved_seconds`)."""
     from wanjax.config import load_config
 
     more = BRUSH_ONE_MORE_BLOCK.format(load_config(path).model.num_layers + 1)
-    variants = {"shipped": (), "before": BRUSH_BEFORE, "one_more_block": (more,)}
+    variants = {"shipped": (), "before": BRUSH_BEFORE, "one_more_block": (more,), "guide_in_step": BRUSH_GUIDE_IN_STEP}
     variants |= {f"without_{k}": o for k, o in BRUSH_WITHOUT.items()}
     cfgs = {name: load_config(path, list(o)) for name, o in variants.items()}
     batches = {name: brush_batch(cfg) for name, cfg in cfgs.items()}
@@ -158,6 +164,7 @@ def run_brush_pair(path: str, runs: int = 15) -> dict:
         "matmul_peak_flops_per_s": peak,
         "shipped_vs_matmul_peak": shipped["flops_per_s"] / peak,
         "part_seconds": parts | {"one_block": seconds["one_more_block"] - seconds["shipped"]},
+        "guide_in_step_seconds": seconds["guide_in_step"] - seconds["shipped"],
     }
 
 

@@ -23,6 +23,12 @@ def decode(example: dict) -> dict:
     return out
 
 
+def with_index(size: int, index: int, example: dict) -> dict:
+    """The example with "index": its index in its split of `size` clips (what data stored per clip, e.g.
+    `wanjax.train.guides`, is looked up by). Read again in later epochs, an example's index is index % size."""
+    return example | {"index": np.int64(index % size)}
+
+
 def process_batches(ds: grain.MapDataset, batch_size: int, share: tuple[int, int] | None = None) -> grain.MapDataset:
     """This process's share of each global batch of ds: global batch k is elements kB … kB+B-1 (B = batch_size) and
     share (i, n) gets its rows i·B/n … (i+1)·B/n - 1 (default: (process index, process count); processes that hold

@@ -2,7 +2,8 @@
 
     build("brushsprites", "data", frames=17, train_clips=2000)             # once; a no-op when already built
     it = make_dataset("brushsprites", "train", "data", batch_size=8, seed=0, frames=17, train_clips=2000)
-    batch = next(it)   # {"video": float32 [B, T, H, W, 3] in [-1, 1], "tracks": [B, S, T, 2], "brushes": str [B], ...}
+    batch = next(it)   # {"video": float32 [B, T, H, W, 3] in [-1, 1], "tracks": [B, S, T, 2], "brushes": str [B],
+                       #  "index": int64 [B] (each clip's index in the split), ...}
     state = it.get_state()   # ... later, in a fresh process: it.set_state(state) resumes exactly
 
 The iterator is a `grain.DatasetIterator`, so `grain.checkpoint.CheckpointSave(it)` stores its position with Orbax
@@ -19,8 +20,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from wanjax.config import Config
-from wanjax.data.batches import decode, process_batches
-from wanjax.data.tfds import get_builder
+from wanjax.data.batches import decode, process_batches, with_index
+from wanjax.data.tfds import get_builder, set_options
 from wanjax.errors import WanjaxError
 from wanjax.parallel.distributed import barrier
 
@@ -58,7 +59,8 @@ def make_dataset(
             f"{name} ({builder.builder_config.name}) is not built in data_dir={str(data_dir)!r}; "
             f"run wanjax.data.pipeline.build({name!r}, {str(data_dir)!r}, ...) with the same options first"
         )
-    ds = grain.MapDataset.source(builder.as_data_source(split))
+    source = builder.as_data_source(split)
+    ds = grain.MapDataset.source(source).map_with_index(functools.partial(with_index, len(source)))
     if len(ds) < batch_size:
         raise WanjaxError(
             f"split {split!r} of {name} has {len(ds)} clips, fewer than one batch of {batch_size}; "
@@ -76,7 +78,8 @@ def config_batches(cfg: Config, split: str, share: tuple[int, int] | None = None
     """The training loop's data: `cfg.data`'s set in batches of train.batch_size shuffled with train.seed, this
     process's `share` of each (`process_batches`). A
     procedural set is built on first use (by process 0; with several processes data_dir must be shared), or with
-    data.stream generated on the fly (`wanjax.data.stream`)."""
+    data.stream generated on the fly (`wanjax.data.stream`). With data.cache_guide each batch also carries its
+    clips' warp guides ("guide", `wanjax.train.guides`), built on first use."""
     d = cfg.data
     transform = None
     if cfg.model.motion != "none":
@@ -93,11 +96,13 @@ def config_batches(cfg: Config, split: str, share: tuple[int, int] | None = None
     if d.name == "video_latents":  # built beforehand from real clips: building needs the encoders
         options = {"frames": d.frames, "points": d.track_points}
     else:
-        options = dict(
-            frames=d.frames, height=d.height, width=d.width, train_clips=d.train_clips, eval_clips=d.eval_clips
-        )
+        options = set_options(d)
         if jax.process_index() == 0:
             build(d.name, d.data_dir, **options)
     barrier(f"data {d.name} built")  # process 0 may take minutes
+    if d.cache_guide:  # each clip's warp guide, computed once (wanjax.train.guides)
+        from wanjax.train.guides import guide_table, with_guide
+
+        transform = functools.partial(with_guide, guide_table(cfg, split), transform)
     args = (d.name, split, d.data_dir, cfg.train.batch_size, cfg.train.seed)
     return make_dataset(*args, transform=transform, share=share, **options)

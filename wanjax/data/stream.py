@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import grain
 
-from wanjax.data.batches import decode, process_batches
+from wanjax.data.batches import decode, process_batches, with_index
 from wanjax.data.tfds.procedural import BrushSprites, Sprites60, clip_seed
 from wanjax.errors import WanjaxError
 
@@ -30,7 +30,8 @@ class _Clip:
         self.builder, self.split, self.seed, self.size = SETS[name], split, seed, (frames, height, width)
 
     def __call__(self, index: int) -> dict:
-        return decode(self.builder.example(clip_seed(self.seed, self.split, index), *self.size))
+        example = decode(self.builder.example(clip_seed(self.seed, self.split, index), *self.size))
+        return with_index(ENDLESS, index, example)
 
 
 def stream_dataset(

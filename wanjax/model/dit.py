@@ -212,6 +212,7 @@ class WanDiT(nnx.Module):
         return_kv: bool = False,
         image_context: jax.Array | None = None,
         first_frame: jax.Array | None = None,
+        guide: jax.Array | None = None,
     ) -> jax.Array | tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         """Velocity [B, F, H, W, C] for latents x [B, F, H, W, C] at timesteps t [B] or [B, F].
 
@@ -224,6 +225,8 @@ class WanDiT(nnx.Module):
         own (K, V) [layers, B, L, N, K], to be cached.
         first_frame: the clip's latent frame 0 [B, 1, H, W, C] when x starts later (a K/V cache window), for
         model.residual=first_frame (None: x's own frame 0).
+        guide: model.residual=warp's guide [B, F, H, W, C], computed beforehand from the same clean frame 0 and
+        motion (`wanjax.train.guides`: once per clip of a data set); None: computed here (wanjax.model.guide).
         """
         cfg = self.cfg
         if kv_cache is not None and (motion is not None or cfg.first_frame_concat or cfg.residual == "warp"):
@@ -235,6 +238,8 @@ class WanDiT(nnx.Module):
             raise WanjaxError(
                 "model.residual=first_frame with a K/V cache: pass first_frame (the clip's latent frame 0)"
             )
+        if guide is not None and cfg.residual != "warp":
+            raise WanjaxError(f"a warp guide was given, but model.residual={cfg.residual}: only a warp model reads one")
         if motion is not None and cfg.motion == "none":
             raise WanjaxError(
                 "this model has no motion input (model.motion=none); brushes need a model trained with "
@@ -250,7 +255,7 @@ class WanDiT(nnx.Module):
         if cfg.first_frame_concat:
             first, _ = patchify(jnp.broadcast_to(x[:, :1], x.shape), cfg.patch_size, cfg.in_channels)
             tokens = jnp.concatenate([tokens, first], axis=-1)
-        base = self.residual_base(x, motion, first_frame)
+        base = self.residual_base(x, motion, first_frame) if guide is None else guide.astype(x.dtype)
         if cfg.residual == "warp":
             tokens = jnp.concatenate([tokens, patchify(base, cfg.patch_size, cfg.in_channels)[0]], axis=-1)
         B, S = x.shape[0], Hp * Wp

@@ -34,7 +34,7 @@ from wanjax.train.checkpoint import Checkpointer, abstract_like, fingerprint
 from wanjax.train.finetune import build_model
 from wanjax.train.metrics import RunLog, peak_flops
 from wanjax.train.state import init_state, optimizer, state_shardings, trainable
-from wanjax.train.step import batch_motion, batch_shardings, brush_motion, make_train_step
+from wanjax.train.step import batch_guide, batch_motion, batch_shardings, brush_motion, make_train_step
 
 EVAL_SIGMAS = (0.2, 0.5, 0.8)  # fixed noise levels of the eval loss, so evals are comparable across steps
 
@@ -88,7 +88,7 @@ def eval_loss_fn(graphdef, cfg: Config, attn: AttnSpec) -> Callable:
             x_t = with_condition(add_noise(x, eps, sigma), batch.get("condition"))
             pred = model(
                 x_t, sigma * NUM_TRAIN_TIMESTEPS, batch["context"], batch_motion(batch), attn=attn,
-                image_context=batch.get("image_context"),
+                image_context=batch.get("image_context"), guide=batch_guide(batch),
             )  # fmt: skip
             losses.append(flow_loss(pred, x, eps, keep))
         return jnp.mean(jnp.stack(losses))
@@ -154,7 +154,7 @@ def make_encoder(cfg: Config, vae: nnx.Module, pipe: Pipeline | None = None) -> 
         if cfg.model.motion != "none":
             if "motion_xy" not in batch:
                 batch = brush_motion(cfg, batch)
-            out |= {k: jnp.asarray(batch[k]) for k in batch if k.startswith("motion_")}
+            out |= {k: jnp.asarray(batch[k]) for k in batch if k.startswith("motion_") or k == "guide"}
         return out
 
     return encode

@@ -38,6 +38,7 @@ BATCH_LAYOUT = {
     "motion_valid": ("batch", None),
     "motion_kind": ("batch", None),
     "motion_brush": ("batch", None),
+    "guide": ("batch", None, None, None, None),
 }
 MOTION_KEYS = ("xy", "visible", "valid", "kind", "brush")
 
@@ -77,13 +78,25 @@ def batch_motion(batch: dict) -> Motion | None:
     return Motion(**{k: batch[f"motion_{k}"] for k in MOTION_KEYS}, strength=strength)
 
 
+def batch_guide(batch: dict, drop: jax.Array | None = None) -> jax.Array | None:
+    """The warp guide [B, F, H, W, C] of a batch whose frames 1 … were computed with the data ("guide" [B, F-1, H,
+    W, C], `wanjax.train.guides`), or None. Frame 0 is the clean latent frame 0 itself; where `drop` [B] (the
+    examples whose brushes are dropped) it is frame 0 on every frame, as the model's own guide is without tracks."""
+    if "guide" not in batch:
+        return None
+    x = batch["latents"]
+    first = x[:, :1]
+    guide = jnp.concatenate([first, batch["guide"].astype(x.dtype)], axis=1)
+    return guide if drop is None else jnp.where(drop[:, None, None, None, None], first, guide)
+
+
 def loss_fn(model: nnx.Module, batch: dict, key: jax.Array, cfg: Config, attn: AttnSpec) -> jax.Array:
     """Flow-matching loss of one batch. Frames marked in `cond_frames` stay clean (sigma 0) and are the
     conditioning (image-to-video); a model with condition channels (Wan2.1-I2V) reads `condition` beside the noisy
     latents, and CLIP `image_context` when it has an image branch; `frame_weight` excludes frames from the loss.
     Brush tracks, if any, are dropped for a train.motion_dropout share of the examples (the unconditional branch of
-    motion guidance). Under a causal mask (a pyramid step, train.causal_prob) every example gets one noise level per
-    segment.
+    motion guidance), and with them a warp guide the data carries (`batch_guide`). Under a causal mask (a pyramid
+    step, train.causal_prob) every example gets one noise level per segment.
     """
     x = batch["latents"]
     B, F = x.shape[:2]
@@ -97,13 +110,14 @@ def loss_fn(model: nnx.Module, batch: dict, key: jax.Array, cfg: Config, attn: A
         sigma = sigma * (1 - cond)
         weight = (1 - cond) if weight is None else weight * (1 - cond)
     eps = frame_noise(k_eps, x.shape, t.noise_correlation).astype(x.dtype)
-    motion = batch_motion(batch)
+    motion, drop = batch_motion(batch), jax.random.bernoulli(k_drop, t.motion_dropout, (B,))
     if motion is not None:
-        motion = motion.dropped(jax.random.bernoulli(k_drop, t.motion_dropout, (B,)))
+        motion = motion.dropped(drop)
     x_t = with_condition(add_noise(x, eps, sigma), batch.get("condition"))
     pred = model(
-        x_t, sigma * NUM_TRAIN_TIMESTEPS, batch["context"], motion, attn=attn, image_context=batch.get("image_context")
-    )
+        x_t, sigma * NUM_TRAIN_TIMESTEPS, batch["context"], motion, attn=attn, image_context=batch.get("image_context"),
+        guide=batch_guide(batch, drop),
+    )  # fmt: skip
     return flow_loss(pred, x, eps, weight, sigma if t.loss == "sample" else None)
 
 

@@ -4,11 +4,17 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
+from wanjax.config import DataConfig
 from wanjax.data.tfds.procedural import BrushSprites, Sprites60, sprites_config
 from wanjax.data.tfds.video_latents import VideoLatents, video_latents_config
 from wanjax.errors import WanjaxError
 
 NAMES = ("brushsprites", "sprites60", "video_latents")
+
+
+def set_options(d: DataConfig) -> dict:
+    """A procedural set's `get_builder` options from the data settings."""
+    return dict(frames=d.frames, height=d.height, width=d.width, train_clips=d.train_clips, eval_clips=d.eval_clips)
 
 
 def get_builder(
