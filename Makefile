@@ -22,7 +22,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/wanjax demo
 
-# Retrain the bundled demo checkpoint from scratch (2 CPU cores: 23 min 58 s measured alone on 2026-12-07)
+# Retrain the bundled demo checkpoint from scratch (2 CPU cores: 22 min 14 s measured alone on 2026-12-07)
 # and install it in wanjax/assets/demo.
 demo-model: $(VENV)/.installed
 	rm -rf runs/brushsprites

@@ -85,7 +85,7 @@ def brush_batch(cfg: Config) -> tuple[dict, dict]:
     video, brushes = brush_clips(cfg, cfg.train.batch_size)
     host = {"video": video, "brushes": brushes}
     seconds = {}
-    if cfg.data.cache_guide:
+    if cfg.stores_guides:
         clip_guides(cfg, video, brushes)  # compiles
         t0 = time.perf_counter()
         host["guide"] = clip_guides(cfg, video, brushes).astype(np.float32)  # as `with_guide` gives it

@@ -196,7 +196,8 @@ class DataConfig:
     stream: bool = False  # procedural sets: generate every training clip on the fly, never one twice (data/stream.py)
     workers: int = 0  # with stream: Grain worker processes generating clips (0 = the training process's threads)
     # model.residual=warp on a built brush set: each clip's warp guide computed once, stored in data_dir/guides and
-    # read with the clip, instead of computed in every train step (wanjax.train.guides; float16 rounding)
+    # read with the clip, instead of computed in every train step (wanjax.train.guides; float16 rounding). Where it
+    # does not apply (data.stream, a model without the guide) the step computes the guide: Config.stores_guides
     cache_guide: bool = False
     # video_latents: point tracks stored per clip (`wanjax data build`): track_points rows, of which up to
     # track_reseed are started after frame 0 where tracks were lost (wanjax.motion.tracking); the rest a frame-0 grid
@@ -241,14 +242,16 @@ class Config:
     def validate(self) -> Config:
         for section in dataclasses.fields(self):
             getattr(self, section.name).validate()
-        d, m = self.data, self.model
-        if d.cache_guide and (m.residual != "warp" or m.motion == "none" or d.stream or d.name == "video_latents"):
-            raise WanjaxError(
-                f"data.cache_guide=true stores each clip's warp guide, which needs model.residual=warp (is "
-                f"{m.residual}), model.motion set (is {m.motion}) and a built procedural set (data.stream={d.stream}, "
-                f"data.name={d.name}): set data.cache_guide=false"
-            )
         return self
+
+    @property
+    def stores_guides(self) -> bool:
+        """Whether training reads each clip's warp guide from the data (data.cache_guide, `wanjax.train.guides`):
+        where there is a guide (model.residual=warp with brushes) and a built procedural set to store it with; with
+        data.stream, or a model without the guide, the step computes what it needs."""
+        d, m = self.data, self.model
+        built = not d.stream and d.name != "video_latents"
+        return d.cache_guide and built and m.residual == "warp" and m.motion != "none"
 
     @property
     def sample_segment_frames(self) -> int:

@@ -76,10 +76,10 @@ def make_dataset(
 
 def config_batches(cfg: Config, split: str, share: tuple[int, int] | None = None) -> grain.DatasetIterator:
     """The training loop's data: `cfg.data`'s set in batches of train.batch_size shuffled with train.seed, this
-    process's `share` of each (`process_batches`). A
-    procedural set is built on first use (by process 0; with several processes data_dir must be shared), or with
-    data.stream generated on the fly (`wanjax.data.stream`). With data.cache_guide each batch also carries its
-    clips' warp guides ("guide", `wanjax.train.guides`), built on first use."""
+    process's `share` of each (`process_batches`). A procedural set is built on first use (by process 0; with
+    several processes data_dir must be shared), or with data.stream generated on the fly (`wanjax.data.stream`).
+    With data.cache_guide (`Config.stores_guides`) each batch also carries its clips' warp guides ("guide",
+    `wanjax.train.guides`), built on first use."""
     d = cfg.data
     transform = None
     if cfg.model.motion != "none":
@@ -100,7 +100,7 @@ def config_batches(cfg: Config, split: str, share: tuple[int, int] | None = None
         if jax.process_index() == 0:
             build(d.name, d.data_dir, **options)
     barrier(f"data {d.name} built")  # process 0 may take minutes
-    if d.cache_guide:  # each clip's warp guide, computed once (wanjax.train.guides)
+    if cfg.stores_guides:  # each clip's warp guide, computed once (wanjax.train.guides)
         from wanjax.train.guides import guide_table, with_guide
 
         transform = functools.partial(with_guide, guide_table(cfg, split), transform)
