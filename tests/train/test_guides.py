@@ -83,10 +83,13 @@ def test_the_table_is_built_once_per_setting_and_atomically(cfg, monkeypatch):
     assert guides.table_path(fewer, "eval") != path  # another setting the guide depends on: another table
 
 
-@pytest.mark.parametrize("overrides", [["model.residual=first_frame"], ["model.motion=none"], ["data.stream=true"]])
-def test_the_guide_is_stored_only_for_a_warp_model_with_brushes_on_a_built_set(overrides):
-    """Where data.cache_guide cannot apply, the config still loads (a notebook streams the brush config) and the
-    step computes the guide: the streamed batch carries none."""
+@pytest.mark.parametrize(
+    "overrides",
+    [["model.residual=first_frame"], ["model.motion=none"], ["data.stream=true"], ["data.data_dir=gs://bucket/data"]],
+)
+def test_the_guide_is_stored_only_for_a_warp_model_with_brushes_on_a_local_built_set(overrides):
+    """Where data.cache_guide cannot apply, the config still loads (a notebook streams the brush config, a pod reads
+    its data from a bucket) and the step computes the guide."""
     assert load_config(BRUSH).stores_guides and not load_config(BRUSH, overrides).stores_guides
 
 

@@ -197,7 +197,8 @@ class DataConfig:
     workers: int = 0  # with stream: Grain worker processes generating clips (0 = the training process's threads)
     # model.residual=warp on a built brush set: each clip's warp guide computed once, stored in data_dir/guides and
     # read with the clip, instead of computed in every train step (wanjax.train.guides; float16 rounding). Where it
-    # does not apply (data.stream, a model without the guide) the step computes the guide: Config.stores_guides
+    # does not apply (data.stream, a gs:// data_dir, a model without the guide) the step computes the guide:
+    # Config.stores_guides
     cache_guide: bool = False
     # video_latents: point tracks stored per clip (`wanjax data build`): track_points rows, of which up to
     # track_reseed are started after frame 0 where tracks were lost (wanjax.motion.tracking); the rest a frame-0 grid
@@ -247,10 +248,11 @@ class Config:
     @property
     def stores_guides(self) -> bool:
         """Whether training reads each clip's warp guide from the data (data.cache_guide, `wanjax.train.guides`):
-        where there is a guide (model.residual=warp with brushes) and a built procedural set to store it with; with
-        data.stream, or a model without the guide, the step computes what it needs."""
+        where there is a guide (model.residual=warp with brushes) and a built procedural set in a local data_dir to
+        store it with (the table is memory-mapped); with data.stream, a gs:// data_dir or a model without the guide,
+        the step computes what it needs."""
         d, m = self.data, self.model
-        built = not d.stream and d.name != "video_latents"
+        built = not d.stream and d.name != "video_latents" and "://" not in d.data_dir
         return d.cache_guide and built and m.residual == "warp" and m.motion != "none"
 
     @property
