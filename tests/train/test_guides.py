@@ -65,6 +65,9 @@ def test_the_loss_with_the_stored_guide_is_the_loss_with_the_guide_computed_in_t
         exact = float(loss_fn(model, batch | {"guide": own[:, 1:]}, key, c, AttnSpec()))
         stored = float(loss_fn(model, batch, key, c, AttnSpec()))
         assert abs(exact - in_step) <= 1e-6 * in_step and abs(stored - in_step) <= 1e-4 * in_step
+        # ... because the step reads it: a guide 0.1 off moves the loss where the brushes are kept, not where dropped
+        shifted = float(loss_fn(model, batch | {"guide": own[:, 1:] + 0.1}, key, c, AttnSpec()))
+        assert (abs(shifted - in_step) > 1e-2 * in_step) == (dropout < 1)
         losses[dropout] = in_step
     assert len({round(v, 6) for v in losses.values()}) == 3  # dropping the brushes (and their guide) matters
 

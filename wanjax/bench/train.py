@@ -132,8 +132,8 @@ BRUSH_BEFORE = (
 )  # fmt: skip
 # Where the shipped step's time goes: the step without one part each (the differences are that part's cost) ...
 BRUSH_WITHOUT = {
-    "warp_guide": ("model.residual=first_frame", "data.cache_guide=false"),  # the stored guide read and added
-    "motion_embedding": ("model.motion=none", "data.cache_guide=false"),  # the splat (the guide: frame 0 repeated)
+    "warp_guide": ("model.residual=first_frame",),  # the stored guide read and added (none is stored without it)
+    "motion_embedding": ("model.motion=none",),  # the splat (nothing stored; the guide: frame 0 repeated)
 }
 # ... with one block more (the difference is one block's cost), and with the guide computed in the step instead of
 # read from the data (the difference is what data.cache_guide saves).
